@@ -1,0 +1,290 @@
+"""Specification shared by the DQN scripts (the `dqn` fixture runs each test for every one of them)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from fixture_envs import RandomFrames, make_catch_env
+from helpers import ROOT
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+FIRE = 1  # in Breakout's and SpaceInvaders' minimal action sets
+
+
+# ------------------------------------------------------------------ the Atari pipeline, on the real ALE
+class Recorder(gym.Wrapper):
+    """Sits right on the ALE, under the whole pipeline, and keeps every raw action, frame and reward."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.actions, self.frames, self.rewards, self.resets = [], [], [], 0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.actions, self.frames, self.rewards, self.resets = [], [obs], [], self.resets + 1
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.actions.append(int(action))
+        self.frames.append(obs)
+        self.rewards.append(reward)
+        return obs, reward, terminated, truncated, info
+
+
+@pytest.fixture
+def atari(dqn, monkeypatch):
+    """build(env_id, **make_env_kwargs) → (the script's env, the Recorder under it)."""
+    real_make, recorders = gym.make, []
+
+    def make(*args, **kwargs):
+        recorders.append(Recorder(real_make(*args, **kwargs)))
+        return recorders[-1]
+
+    monkeypatch.setattr(gym, "make", make)
+
+    def build(env_id="BreakoutNoFrameskip-v4", **kwargs):
+        env = dqn.make_env(env_id, 0, 0, **kwargs)()
+        return env, recorders[-1]
+
+    return build
+
+
+def play_until(env, rng, condition, max_steps=5000):
+    """Random actions until condition(terminated, truncated, info) holds; returns that step's results."""
+    for _ in range(max_steps):
+        obs, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+        if condition(terminated, truncated, info):
+            return obs, reward, terminated, truncated, info
+    raise AssertionError("condition never met")
+
+
+def test_a_real_reset_plays_1_to_30_noops_then_fire(atari):
+    env, rec = atari(training=False)  # (a training env's reset continues the game unless it is over)
+    noop_counts = []
+    for seed in range(40):
+        env.reset(seed=seed)
+        k = rec.actions.index(FIRE)
+        assert rec.actions == [0] * k + [FIRE] * 4
+        noop_counts.append(k)
+    assert 1 <= min(noop_counts) and max(noop_counts) <= 30
+    assert len(set(noop_counts)) >= 12  # uniform over 30 values, not a constant
+
+
+def test_luminance_is_the_y_channel_at_84x84(dqn):
+    frame = np.empty((210, 160, 3), np.uint8)
+    frame[:] = (200, 100, 50)
+    assert dqn.luminance_84x84(frame).shape == (84, 84)
+    assert (dqn.luminance_84x84(frame) == round(0.299 * 200 + 0.587 * 100 + 0.114 * 50)).all()
+
+
+def test_an_observation_is_the_max_of_the_last_two_raw_frames(atari, dqn):
+    env, rec = atari()
+    obs, _ = env.reset(seed=0)
+    rng, max_differs_from_last = np.random.default_rng(0), False
+    for _ in range(200):
+        previous = obs
+        obs, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
+        expected = dqn.luminance_84x84(np.maximum(rec.frames[-2], rec.frames[-1]))
+        np.testing.assert_array_equal(obs[-1], expected)
+        np.testing.assert_array_equal(obs[:3], previous[1:])
+        max_differs_from_last |= not np.array_equal(expected, dqn.luminance_84x84(rec.frames[-1]))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert max_differs_from_last
+
+
+def test_observations_are_stacks_of_four_84x84_uint8_frames_padded_at_reset(atari):
+    env, _ = atari()
+    obs, _ = env.reset(seed=0)
+    assert env.observation_space.shape == obs.shape == (4, 84, 84) and obs.dtype == np.uint8
+    assert all(np.array_equal(frame, obs[-1]) for frame in obs)
+
+
+def test_a_life_loss_is_terminal_but_the_game_continues(atari):
+    env, rec = atari()
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    _, _, terminated, truncated, _ = play_until(env, np.random.default_rng(0), lambda te, tr, i: te or tr)
+    assert terminated and not truncated and ale.lives() == 4 and not ale.game_over()
+    frame_number, actions_so_far = ale.getEpisodeFrameNumber(), len(rec.actions)
+    env.reset()
+    assert rec.resets == 1  # the ALE was not reset: same game, same score
+    assert ale.getEpisodeFrameNumber() == frame_number + 8 and ale.lives() == 4
+    assert rec.actions[actions_so_far:] == [0] * 4 + [FIRE] * 4  # one no-op step, then FIRE
+
+
+def test_training_rewards_are_clipped_but_the_logged_return_is_the_raw_score(atari):
+    env, rec = atari("SpaceInvadersNoFrameskip-v4")
+    env.reset(seed=0)
+    rng, raw_step_rewards = np.random.default_rng(0), []
+    while True:
+        seen = len(rec.rewards)
+        _, reward, terminated, truncated, info = env.step(int(rng.integers(env.action_space.n)))
+        raw = sum(rec.rewards[seen:])
+        raw_step_rewards.append(raw)
+        assert reward == np.sign(raw)
+        if "episode" in info:
+            break
+        if terminated or truncated:
+            env.reset()
+    assert max(raw_step_rewards) > 1  # the clipping was exercised
+    assert info["episode"]["r"] == sum(rec.rewards)  # the whole game, all lives, unclipped
+
+
+def test_a_game_is_truncated_at_the_frame_cap(atari):
+    env, _ = atari("PongNoFrameskip-v4", training=False, max_frames_per_episode=400)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    _, _, terminated, truncated, _ = play_until(env, np.random.default_rng(0), lambda te, tr, i: te or tr)
+    assert truncated and not terminated and ale.getEpisodeFrameNumber() == 400
+    assert atari()[0].unwrapped.ale.getInt("max_num_frames_per_episode") == 108_000  # the default: 27,000 steps
+
+
+def run_script(dqn, cwd, *flags):
+    script = Path(dqn.__file__).name
+    return subprocess.run([sys.executable, str(ROOT / script), *flags], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("flags, named", [
+    (["--env-id", "CartPole-v1"], "--env-id 'CartPole-v1'"),
+    (["--buffer-size", str(10**9)], "--buffer-size 1000000000"),
+])
+def test_bad_input_gets_one_error_line_and_writes_nothing(dqn, tmp_path, flags, named):
+    result = run_script(dqn, tmp_path, *flags)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and named in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ the replay memory
+def naive_stream_check(dqn, capacity, num_envs, steps=400):
+    """Feed the script's replay and a naive list of full stacks from the same vector env; every sampled
+    transition must equal the naive one with the same (unique) reward, and be among the newest `capacity`."""
+    envs = gym.vector.SyncVectorEnv(
+        [lambda i=i: gym.wrappers.FrameStackObservation(RandomFrames(first_reward=i * 100_000), 4)
+         for i in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    rb = dqn.ReplayBuffer(capacity * num_envs, num_envs, torch.device("cpu"), seed=0)
+    naive = [[] for _ in range(num_envs)]
+    obs, _ = envs.reset(seed=0)
+    rb.start_episodes(obs)
+    rng, sampled = np.random.default_rng(0), set()
+    for step in range(steps):
+        actions = rng.integers(4, size=num_envs)
+        next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+        for e in range(num_envs):
+            real_next = infos["final_obs"][e] if terminations[e] or truncations[e] else next_obs[e]
+            naive[e].append((obs[e], actions[e], rewards[e], real_next, terminations[e]))
+        rb.add(next_obs, actions, rewards, terminations, truncations, infos)
+        obs = next_obs
+        if step < 20:
+            continue
+        batch = rb.sample(16)
+        by_reward = {t[2]: (e, t) for e in range(num_envs) for t in naive[e][-capacity:]}
+        for b in range(16):
+            e, (o, a, r, n, term) = by_reward[batch.rewards[b].item()]
+            np.testing.assert_array_equal(batch.observations[b].numpy(), o)
+            np.testing.assert_array_equal(batch.next_observations[b].numpy(), n)
+            assert (batch.actions[b, 0].item(), batch.terminations[b].item()) == (a, float(term))
+            sampled.add(r)
+    return sampled
+
+
+@pytest.mark.parametrize("capacity, num_envs", [(10, 1), (50, 1), (1000, 1), (30, 3)])
+def test_replay_samples_equal_a_naive_memory_of_full_stacks(dqn, capacity, num_envs):
+    sampled = naive_stream_check(dqn, capacity, num_envs)
+    # wrap-around happened (400 steps > capacity, except for the largest), and most transitions get sampled
+    assert len(sampled) >= min(capacity * num_envs, 400 * num_envs) // 2
+
+
+def test_replay_takes_at_most_7100_bytes_per_transition(dqn):
+    rb = dqn.ReplayBuffer(1000, 1, torch.device("cpu"), seed=0)
+    arrays = [rb.frames, rb.actions, rb.rewards, rb.terminations, rb.first]
+    assert sum(a.nbytes for a in arrays) == dqn.ReplayBuffer.nbytes_for(1000) <= 7100 * 1000
+
+
+# ------------------------------------------------------------------ learning rules
+class FixedQ(torch.nn.Module):
+    """A 'network' whose Q-values are rows of a table, chosen by the first pixel of the observation."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table, dtype=torch.float32)
+
+    def forward(self, x):
+        return self.table[x[:, 0, 0, 0].long()]
+
+
+def batch_of(dqn, obs_rows, actions, next_rows, rewards, terminations):
+    pixels = lambda rows: torch.tensor(rows, dtype=torch.uint8)[:, None, None, None].expand(-1, 4, 84, 84)
+    return dqn.ReplayBatch(pixels(obs_rows), torch.tensor(actions)[:, None], pixels(next_rows),
+                           torch.tensor(rewards), torch.tensor(terminations))
+
+
+@pytest.mark.parametrize("loss, expected", [
+    # q_sa = [1, 6, 0], y = [1 + 0.9·5, 0 + 0.9·6, -1 (terminal)] = [5.5, 5.4, -1]; errors = [-4.5, 0.6, 1]
+    ("mse", (4.5**2 + 0.6**2 + 1**2) / 3),
+    ("huber", ((4.5 - 0.5) + 0.5 * 0.6**2 + 0.5 * 1**2) / 3),  # quadratic below 1, linear above
+])
+def test_td_loss_on_a_fixed_batch_equals_the_hand_computation(dqn, loss, expected):
+    # the online and the target network agree on the best next action: DQN and Double DQN targets coincide
+    table = [[1, 5, 2], [3, 6, 4], [0, 7, 7]]
+    data = batch_of(dqn, [0, 1, 2], [0, 1, 0], [0, 1, 2], [1.0, 0.0, -1.0], [0.0, 0.0, 1.0])
+    value, q_sa = dqn.td_loss(FixedQ(table), FixedQ(table), data, 0.9, loss)
+    assert q_sa.tolist() == [1, 6, 0]
+    assert value.item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.5])
+def test_target_update_moves_the_target_tau_of_the_way_to_the_online_network(dqn, tau):
+    online, target = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    torch.nn.init.constant_(online.weight, 4.0), torch.nn.init.constant_(target.weight, 2.0)
+    dqn.update_target(target, online, tau)
+    assert target.weight.tolist() == [[2.0 + tau * 2.0] * 2]
+
+
+def test_epsilon_decays_linearly_then_stays(dqn):
+    values = [dqn.linear_schedule(1.0, 0.1, 100, t) for t in (0, 50, 100, 500)]
+    assert values == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+# ------------------------------------------------------------------ whole runs
+def catch_args(dqn, total_timesteps, **overrides):
+    """Catch settings after REFERENCE §4: Adam 1e-4, one update per step, target copy every 500 steps."""
+    return dqn.Args(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=1,
+                    target_network_frequency=500, buffer_size=total_timesteps, exploration_fraction=0.25,
+                    **overrides)
+
+
+def test_a_seeded_cpu_run_is_reproducible(dqn, tmp_path):
+    args = catch_args(dqn, 700)
+    first, second = (dqn.main(args, make_env=make_catch_env, runs_dir=tmp_path / str(i)) for i in range(2))
+    for a, b in zip(first.state_dict().values(), second.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+def test_it_learns_catch_from_pixels(dqn, tmp_path):
+    q_network = dqn.main(catch_args(dqn, 4000), make_env=make_catch_env, runs_dir=tmp_path)
+    returns = dqn.evaluate(q_network, make_catch_env, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
+                           device=torch.device("cpu"))
+    assert np.mean(returns) >= 0.8  # uniformly random play: below 0
+
+
+def test_a_short_breakout_run_writes_every_tag_and_a_loadable_model(dqn, tmp_path):
+    args = dqn.Args(total_timesteps=1500, learning_starts=1000, buffer_size=2000, save_model=True)
+    dqn.main(args, runs_dir=tmp_path)
+    (run_dir,) = tmp_path.iterdir()
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS",
+            "losses/td_loss", "losses/q_values"} <= set(events.Tags()["scalars"])
+    assert "hyperparameters/text_summary" in events.Tags()["tensors"]
+    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
+    state_dict = torch.load(run_dir / f"{args.exp_name}.pt", weights_only=True)
+    dqn.QNetwork(4).load_state_dict(state_dict)
