@@ -1,7 +1,7 @@
 import pytest
 from helpers import load_script
 
-DQN_SCRIPTS = ["dqn_atari"]
+DQN_SCRIPTS = ["dqn_atari", "double_dqn_atari"]
 
 
 @pytest.fixture(params=DQN_SCRIPTS)

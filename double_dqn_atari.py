@@ -1,0 +1,565 @@
+"""Double DQN on Atari: van Hasselt, Guez, Silver (2016), "Deep Reinforcement Learning with Double Q-learning".
+
+The idea in one paragraph: DQN's target r + γ · max_a' Q(s', a'; θ⁻) uses the same values both to choose the
+next action and to value it, so any noise in the estimates is picked up by the max and the values are
+overestimated. Double DQN decouples the two: the online network chooses the next action and the target network
+values it, y = r + γ · Q(s', argmax_a' Q(s', a'; θ); θ⁻). Everything else is DQN (Mnih et al. 2015):
+experience replay, a target network refreshed every C steps, ε-greedy actions with a linear decay. This file
+is a copy of dqn_atari.py that differs only there: `diff dqn_atari.py double_dqn_atari.py` shows it.
+
+The paper's "tuned" Double DQN is these flags: `--target-network-frequency 7500` (30,000 frames) and
+`--end-e 0.01`, with evaluation at ε 0.001; its one shared bias for all action values is not reproduced here.
+
+The environment follows the DeepMind protocol exactly: up to 30 no-ops at a real reset, each action repeated for
+4 frames with the pixel-wise max of the last two, a life loss ends the learning episode but not the game, FIRE
+after every reset where the game has it, rewards clipped to their sign for learning only, 84×84 luminance
+frames, a stack of 4, and games truncated (not terminated) at 108,000 frames. The replay memory stores each
+frame once and rebuilds the stacks when it samples, so a 1M-transition memory takes ~7 GB instead of ~28 GB.
+
+Run:
+    python double_dqn_atari.py --env-id BreakoutNoFrameskip-v4
+    python double_dqn_atari.py --help        # every flag, with the paper's value where ours differs
+    tensorboard --logdir runs
+"""
+
+import os
+import random
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from typing import Literal, NamedTuple
+
+import ale_py
+import cv2
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import tyro
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
+
+gym.register_envs(ale_py)  # makes the ALE ids known to gym.make
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on every env start
+
+
+@dataclass
+class Args:
+    exp_name: str = os.path.basename(__file__)[: -len(".py")]
+    """the name of this experiment (part of the run folder's name)"""
+    seed: int = 1
+    """seed of the experiment: python, numpy, torch, the envs and their action spaces"""
+    torch_deterministic: bool = True
+    """if toggled, `torch.backends.cudnn.deterministic=True`"""
+    cuda: bool = True
+    """if toggled, cuda is used when available"""
+    track: bool = False
+    """accepted so CleanRL commands run unchanged; Weights & Biases is not used here (TensorBoard only)"""
+    wandb_project_name: str = "cleanRL"
+    """accepted for CleanRL compatibility; unused"""
+    wandb_entity: str | None = None
+    """accepted for CleanRL compatibility; unused"""
+    capture_video: bool = False
+    """accepted for CleanRL compatibility; video capture is not implemented yet (a warning says so)"""
+    save_model: bool = False
+    """whether to save the online network's state_dict into the run folder (`{exp_name}.pt`)"""
+    upload_model: bool = False
+    """accepted for CleanRL compatibility; unused (no Hugging Face Hub upload)"""
+    hf_entity: str = ""
+    """accepted for CleanRL compatibility; unused"""
+
+    env_id: str = "BreakoutNoFrameskip-v4"
+    """the id of the Atari game: `*NoFrameskip-v4` (no sticky actions) or `ALE/*-v5` (sticky actions 0.25)"""
+    total_timesteps: int = 10_000_000
+    """total agent steps (each one 4 frames), summed over all envs; the paper trained for 50M"""
+    learning_rate: float = 1e-4
+    """the learning rate of Adam (the paper: RMSProp, lr 0.00025)"""
+    num_envs: int = 1
+    """the number of parallel game environments"""
+    buffer_size: int = 1_000_000
+    """the replay memory's capacity N in transitions (~7,063 bytes each)"""
+    gamma: float = 0.99
+    """the discount factor γ"""
+    tau: float = 1.0
+    """the target network update rate: θ⁻ ← τ·θ + (1−τ)·θ⁻ (1.0 = the paper's hard copy)"""
+    target_network_frequency: int = 1000
+    """the number of agent steps C between target network updates (the paper: 10,000 updates = 40,000 steps)"""
+    batch_size: int = 32
+    """the minibatch size sampled from the replay memory"""
+    start_e: float = 1
+    """the starting ε for exploration"""
+    end_e: float = 0.01
+    """the final ε for exploration (the paper: 0.1)"""
+    exploration_fraction: float = 0.10
+    """the fraction of `total_timesteps` over which ε decays linearly (the paper: 1M steps)"""
+    learning_starts: int = 80000
+    """the agent step at which learning starts (the paper: 50,000)"""
+    train_frequency: int = 4
+    """the number of agent steps between two gradient updates"""
+    loss: Literal["mse", "huber"] = "mse"
+    """the TD loss: `mse` (CleanRL) or `huber` (the paper's TD error clipped to [-1, 1])"""
+
+
+def fail(message: str):
+    """Stop with one line on stderr and exit status 2: bad input never gives a traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_args(args: Args):
+    """Reject flag values that cannot make a sensible run, before anything is written."""
+    for flag in ("total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
+                 "train_frequency"):
+        if getattr(args, flag) <= 0:
+            fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    if args.buffer_size // args.num_envs < 5:
+        fail(f"--buffer-size {args.buffer_size} leaves fewer than 5 slots per env (--num-envs {args.num_envs}); "
+             "a frame stack needs 5")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Environment: the DeepMind Atari pipeline. Gymnasium provides reward clipping, frame stacking and episode
+# statistics; the four wrappers below are written out because gymnasium's AtariPreprocessing differs in two
+# details (it takes the max after converting to grayscale, and its life-loss terminal restarts the game).
+# ---------------------------------------------------------------------------------------------------------
+class NoopReset(gym.Wrapper):
+    """On a real reset, play a uniform random number of no-ops in [1, noop_max]: varied starting states."""
+
+    def __init__(self, env, noop_max: int = 30):
+        super().__init__(env)
+        self.noop_max = noop_max
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        for _ in range(self.unwrapped.np_random.integers(1, self.noop_max + 1)):
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset()
+        return obs, info
+
+
+class MaxAndSkip(gym.Wrapper):
+    """Repeat each action for `skip` frames and sum the rewards. The observation is the pixel-wise max of the
+    last two raw RGB frames: some Atari sprites are drawn only every other frame."""
+
+    def __init__(self, env, skip: int = 4):
+        super().__init__(env)
+        self.skip = skip
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.last_frame = obs
+        return obs, info
+
+    def step(self, action):
+        total_reward = 0.0
+        for _ in range(self.skip):
+            previous_frame = self.last_frame
+            self.last_frame, reward, terminated, truncated, info = self.env.step(action)
+            total_reward += reward
+            if terminated or truncated:
+                break
+        return np.maximum(previous_frame, self.last_frame), total_reward, terminated, truncated, info
+
+
+class EpisodicLife(gym.Wrapper):
+    """A lost life ends the learning episode (`terminated=True`, no bootstrap) but not the game: the next
+    reset continues from where the life was lost with one no-op step. Only game over truly resets."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.lives = 0
+        self.game_over = True
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.game_over = terminated or truncated
+        lives = self.unwrapped.ale.lives()
+        if 0 < lives < self.lives:
+            terminated = True
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        if self.game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, terminated, truncated, info = self.env.step(0)
+            self.game_over = terminated or truncated
+            if self.game_over:  # the no-op step itself ended the game
+                obs, info = self.env.reset(**kwargs)
+        self.game_over = False
+        self.lives = self.unwrapped.ale.lives()
+        return obs, info
+
+
+class FireReset(gym.Wrapper):
+    """Press FIRE after every reset: games such as Breakout wait for it before they start (or continue after a
+    lost life)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.fire_action = env.unwrapped.get_action_meanings().index("FIRE")
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(self.fire_action)
+        if terminated or truncated:  # rare: the FIRE step itself lost a life
+            obs, info = self.env.reset()
+        return obs, info
+
+
+def luminance_84x84(frame: np.ndarray) -> np.ndarray:
+    """RGB frame → luminance (Y of YUV), resized to 84×84 by pixel-area averaging."""
+    return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), (84, 84), interpolation=cv2.INTER_AREA)
+
+
+def check_atari_id(env_id: str):
+    """One clear line for an id that is not an Atari game of ale-py."""
+    try:
+        spec = gym.spec(env_id)
+    except gym.error.Error:
+        spec = None
+    if spec is None or spec.entry_point != "ale_py.env:AtariEnv":
+        fail(f"--env-id {env_id!r} is not an Atari game of ale-py (try BreakoutNoFrameskip-v4 or ALE/Pong-v5)")
+
+
+def make_env(env_id: str, seed: int, idx: int, training: bool = True, max_frames_per_episode: int = 108_000):
+    """A thunk that builds one Atari env. `training=False` gives the evaluation env: full games (no life-loss
+    terminals) and raw rewards. Episodes are truncated after `max_frames_per_episode` emulator frames."""
+    check_atari_id(env_id)
+
+    def thunk():
+        # frameskip=1: MaxAndSkip does the skipping. v5 ids keep their sticky actions (Machado et al. 2018).
+        env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=max_frames_per_episode)
+        env = NoopReset(env, noop_max=30)
+        env = MaxAndSkip(env, skip=4)
+        env = gym.wrappers.RecordEpisodeStatistics(env)  # raw score and length (agent steps) of the whole game
+        if training:
+            env = EpisodicLife(env)
+        if "FIRE" in env.unwrapped.get_action_meanings():
+            env = FireReset(env)
+        env = gym.wrappers.TransformObservation(
+            env, luminance_84x84, gym.spaces.Box(0, 255, (84, 84), np.uint8))
+        if training:
+            env = gym.wrappers.TransformReward(env, np.sign)
+        env = gym.wrappers.FrameStackObservation(env, 4)
+        env.action_space.seed(seed + idx)
+        return env
+
+    return thunk
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Nature CNN
+# ---------------------------------------------------------------------------------------------------------
+class QNetwork(nn.Module):
+    def __init__(self, n_actions: int):
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(4, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(3136, 512),
+            nn.ReLU(),
+            nn.Linear(512, n_actions),
+        )
+
+    def forward(self, x):
+        return self.network(x / 255.0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Replay memory D: one 84×84 frame per transition
+# ---------------------------------------------------------------------------------------------------------
+class ReplayBatch(NamedTuple):
+    observations: torch.Tensor  # uint8 (B, 4, 84, 84)
+    actions: torch.Tensor  # int64 (B, 1)
+    next_observations: torch.Tensor  # uint8 (B, 4, 84, 84)
+    rewards: torch.Tensor  # float32 (B,)
+    terminations: torch.Tensor  # float32 (B,)
+
+
+class ReplayBuffer:
+    """Each env writes its own stream of slots. A slot holds the newest frame of an observation and, unless it
+    is the first frame of an episode, the transition that led to it: (action, reward, terminated). A transition
+    at slot i is (stack ending at i−1, action, reward, stack ending at i, terminated). A stack reaching back past
+    an episode's first frame repeats that frame, as gymnasium's FrameStackObservation pads at reset, so a stack
+    never mixes two episodes. Memory: 84·84 + 7 = 7,063 bytes per slot."""
+
+    def __init__(self, buffer_size: int, num_envs: int, device: torch.device, seed: int, frame_shape=(84, 84)):
+        self.num_envs = num_envs
+        self.capacity = buffer_size // num_envs  # slots per env stream
+        shape = (num_envs, self.capacity)
+        self.frames = np.zeros(shape + frame_shape, dtype=np.uint8)
+        self.actions = np.zeros(shape, dtype=np.uint8)
+        self.rewards = np.zeros(shape, dtype=np.float32)
+        self.terminations = np.zeros(shape, dtype=bool)
+        self.first = np.zeros(shape, dtype=bool)  # the slot holds an episode's first frame: no transition
+        self.pos = np.zeros(num_envs, dtype=np.int64)  # next slot to write, per stream
+        self.size = np.zeros(num_envs, dtype=np.int64)  # slots written, per stream (≤ capacity)
+        self.device = device
+        self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def nbytes_for(buffer_size: int, frame_shape=(84, 84)) -> int:
+        """The bytes the arrays of a memory of `buffer_size` transitions take."""
+        return buffer_size * (int(np.prod(frame_shape)) + 1 + 4 + 1 + 1)
+
+    def _write(self, envs, frames, actions, rewards, terminations, first: bool):
+        slots = self.pos[envs]
+        self.frames[envs, slots] = frames
+        self.actions[envs, slots] = actions
+        self.rewards[envs, slots] = rewards
+        self.terminations[envs, slots] = terminations
+        self.first[envs, slots] = first
+        self.pos[envs] = (slots + 1) % self.capacity
+        self.size[envs] = np.minimum(self.size[envs] + 1, self.capacity)
+
+    def start_episodes(self, obs: np.ndarray, envs=None):
+        """Store the first observation of a new episode in each of `envs` (default: all)."""
+        envs = np.arange(self.num_envs) if envs is None else envs
+        self._write(envs, obs[envs, -1], 0, 0.0, False, first=True)
+
+    def add(self, next_obs, actions, rewards, terminations, truncations, infos):
+        """Store one step of the vector env (same-step autoreset): for an env whose episode ended, `next_obs`
+        already is the next episode's first observation, and the real last one is in infos["final_obs"]."""
+        done = np.flatnonzero(terminations | truncations)
+        last_frames = next_obs[:, -1].copy()
+        for env in done:
+            last_frames[env] = infos["final_obs"][env][-1]
+        self._write(np.arange(self.num_envs), last_frames, actions, rewards, terminations, first=False)
+        if len(done):
+            self.start_episodes(next_obs, done)
+
+    def _stack_slots(self, envs, newest):
+        """Slot indices (B, 4) of the stacks ending at `newest`; before an episode's first frame it repeats."""
+        slots = np.empty((len(newest), 4), dtype=np.int64)
+        slots[:, 3] = newest
+        for k in (2, 1, 0):
+            later = slots[:, k + 1]
+            slots[:, k] = np.where(self.first[envs, later], later, (later - 1) % self.capacity)
+        return slots
+
+    def sample(self, batch_size: int) -> ReplayBatch:
+        envs, newest = np.empty(0, np.int64), np.empty(0, np.int64)
+        for _ in range(1000):
+            e = self.rng.integers(self.num_envs, size=2 * batch_size)
+            age = self.rng.integers(self.size[e])  # 0 = the newest slot of that stream
+            i = (self.pos[e] - 1 - age) % self.capacity
+            # the obs stack ends at i−1 and may reach back 3 more slots: all must be younger than the oldest
+            back = (i - self._stack_slots(e, (i - 1) % self.capacity)[:, 0]) % self.capacity
+            valid = ~self.first[e, i] & (age + back < self.size[e])
+            envs, newest = np.concatenate([envs, e[valid]]), np.concatenate([newest, i[valid]])
+            if len(newest) >= batch_size:
+                break
+        else:
+            raise RuntimeError("the replay memory holds no complete transition yet")
+        envs, newest = envs[:batch_size], newest[:batch_size]
+        obs_slots = self._stack_slots(envs, (newest - 1) % self.capacity)
+        next_slots = self._stack_slots(envs, newest)
+        to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        return ReplayBatch(
+            observations=to(self.frames[envs[:, None], obs_slots]),
+            actions=to(self.actions[envs, newest].astype(np.int64)[:, None]),
+            next_observations=to(self.frames[envs[:, None], next_slots]),
+            rewards=to(self.rewards[envs, newest]),
+            terminations=to(self.terminations[envs, newest].astype(np.float32)),
+        )
+
+
+def available_memory_bytes() -> int:
+    """Memory the OS can still give this process (Linux: MemAvailable; elsewhere: free physical pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_replay_fits(buffer_size: int):
+    """Refuse at once, rather than be killed hours later when the memory has filled up."""
+    needed, available = ReplayBuffer.nbytes_for(buffer_size), available_memory_bytes()
+    if needed > 0.9 * available:
+        fail(f"--buffer-size {buffer_size} needs {needed / 2**30:.1f} GiB of replay memory but only "
+             f"{available / 2**30:.1f} GiB is available; lower --buffer-size")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Learning
+# ---------------------------------------------------------------------------------------------------------
+def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> float:
+    """ε decays linearly from start_e to end_e over `duration` steps, then stays at end_e."""
+    slope = (end_e - start_e) / duration
+    return max(slope * t + start_e, end_e)
+
+
+def td_target(q_network, target_network, data: ReplayBatch, gamma: float):
+    """The regression target of a minibatch, computed without gradient."""
+    with torch.no_grad():
+        # Double DQN target: y = r + γ · Q_target(s', argmax_a' Q(s', a')), and no bootstrap past a terminal state
+        next_actions = q_network(data.next_observations).argmax(dim=1, keepdim=True)
+        next_q = target_network(data.next_observations).gather(1, next_actions).squeeze(1)
+        return data.rewards + gamma * next_q * (1 - data.terminations)
+
+
+def td_loss(q_network, target_network, data: ReplayBatch, gamma: float, loss: str):
+    """The TD loss of a minibatch, and the Q(s, a) it regresses toward the target."""
+    y = td_target(q_network, target_network, data, gamma)
+    q_sa = q_network(data.observations).gather(1, data.actions).squeeze(1)
+    loss_fn = F.mse_loss if loss == "mse" else F.smooth_l1_loss  # Huber = the paper's TD error clipped to ±1
+    return loss_fn(q_sa, y), q_sa
+
+
+def update_target(target_network, q_network, tau: float):
+    """θ⁻ ← τ·θ + (1−τ)·θ⁻; τ = 1 is the paper's periodic hard copy."""
+    for target_param, param in zip(target_network.parameters(), q_network.parameters()):
+        target_param.data.copy_(tau * param.data + (1.0 - tau) * target_param.data)
+
+
+def evaluate(q_network, make_env, env_id: str, seed: int, eval_episodes: int, epsilon: float, device):
+    """Play `eval_episodes` full games ε-greedily and return their raw scores."""
+    env = make_env(env_id, seed, 0, training=False)()
+    obs, _ = env.reset(seed=seed)
+    returns = []
+    while len(returns) < eval_episodes:
+        if env.np_random.random() < epsilon:
+            action = env.action_space.sample()
+        else:
+            with torch.no_grad():
+                action = q_network(torch.from_numpy(obs).to(device)[None]).argmax(dim=1).item()
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            returns.append(float(info["episode"]["r"]))
+            obs, _ = env.reset()
+    env.close()
+    return returns
+
+
+def log_hyperparameters(writer: SummaryWriter, args: Args):
+    """The flags as a markdown table (CleanRL's "hyperparameters" text) and in TensorBoard's HPARAMS tab."""
+    flags = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in flags.items()))
+    for summary in hparams(flags, {"charts/episodic_return": 0.0, "eval/episodic_return": 0.0}):
+        writer.file_writer.add_summary(summary)
+
+
+def format_duration(seconds: float) -> str:
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
+    """Train; return the online network. `make_env` can be swapped for another pixel env (tests do)."""
+    check_args(args)
+    for flag in ("track", "upload_model", "capture_video"):
+        if getattr(args, flag):
+            print(f"warning: --{flag.replace('_', '-')} is accepted for CleanRL compatibility but does nothing here")
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.backends.cudnn.deterministic = args.torch_deterministic
+    device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
+    check_replay_fits(args.buffer_size)
+
+    envs = gym.vector.SyncVectorEnv(
+        [make_env(args.env_id, args.seed, i) for i in range(args.num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,  # no transition crosses an episode boundary
+    )
+    assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action spaces are supported"
+    envs.action_space.seed(args.seed)
+    rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed)
+
+    q_network = QNetwork(envs.single_action_space.n).to(device)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    target_network = QNetwork(envs.single_action_space.n).to(device)
+    target_network.load_state_dict(q_network.state_dict())
+
+    run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.join(runs_dir, run_name)
+    writer = SummaryWriter(run_dir)
+    log_hyperparameters(writer, args)
+    print(f"run folder: {run_dir}  (device: {device})")
+
+    rng = np.random.default_rng(args.seed)
+    recent_returns = deque(maxlen=20)
+    obs, _ = envs.reset(seed=args.seed)
+    rb.start_episodes(obs)
+    global_step, num_updates, next_target_update = 0, 0, args.target_network_frequency
+    start_time = window_time = time.time()
+    window_step = 0
+    try:
+        while global_step < args.total_timesteps:
+            # ε-greedy, each env tossing its own coin
+            epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps,
+                                      global_step)
+            actions = envs.action_space.sample()
+            greedy = rng.random(args.num_envs) >= epsilon
+            if greedy.any():
+                with torch.no_grad():
+                    q_values = q_network(torch.from_numpy(obs).to(device))
+                actions = np.where(greedy, q_values.argmax(dim=1).cpu().numpy(), actions)
+
+            next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+            global_step += args.num_envs
+
+            if "final_info" in infos and "episode" in infos["final_info"]:
+                episodes = infos["final_info"]["episode"]
+                for env in np.flatnonzero(infos["final_info"]["_episode"]):
+                    recent_returns.append(float(episodes["r"][env]))
+                    writer.add_scalar("charts/episodic_return", episodes["r"][env], global_step)
+                    writer.add_scalar("charts/episodic_length", episodes["l"][env], global_step)
+
+            rb.add(next_obs, actions, rewards, terminations, truncations, infos)
+            obs = next_obs
+
+            # one gradient update per `train_frequency` agent steps, summed over the envs
+            while num_updates < max(0, global_step - args.learning_starts) // args.train_frequency:
+                data = rb.sample(args.batch_size)
+                loss, q_sa = td_loss(q_network, target_network, data, args.gamma, args.loss)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                num_updates += 1
+                if num_updates % 25 == 0:
+                    writer.add_scalar("losses/td_loss", loss.item(), global_step)
+                    writer.add_scalar("losses/q_values", q_sa.mean().item(), global_step)
+
+            if global_step >= next_target_update:
+                update_target(target_network, q_network, args.tau)
+                next_target_update += args.target_network_frequency
+
+            now = time.time()
+            if now - window_time >= 5 or global_step >= args.total_timesteps:
+                sps = (global_step - window_step) / (now - window_time)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("charts/epsilon", epsilon, global_step)
+                mean_return = f"{np.mean(recent_returns):.1f}" if recent_returns else "-"
+                print(f"step {global_step:,}/{args.total_timesteps:,} ({100 * global_step / args.total_timesteps:.1f}%)"
+                      f" | SPS {sps:.0f} | ETA {format_duration((args.total_timesteps - global_step) / sps)}"
+                      f" | return {mean_return} (last {len(recent_returns)} games) | ε {epsilon:.3f}", flush=True)
+                window_time, window_step = now, global_step
+    except KeyboardInterrupt:
+        print(f"interrupted at step {global_step:,}: saving what there is")
+    finally:
+        if args.save_model:
+            model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
+            torch.save(q_network.state_dict(), model_path)
+            print(f"model saved to {model_path}")
+        envs.close()
+        writer.close()
+    print(f"done: {global_step:,} steps in {format_duration(time.time() - start_time)}")
+    return q_network
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
