@@ -169,6 +169,20 @@ def uniform_stream(rng: np.random.Generator, block: int = 65_536):
         yield from rng.random(block).tolist()
 
 
+def step_size(learning_rate: float, visit_count: int, omega: float) -> float:
+    """α = α0 / n(s, a)^ω: Σα = ∞ and Σα² < ∞ for ω in (1/2, 1], so the noise of slippery ice averages out."""
+    return learning_rate / visit_count**omega
+
+
+def td_update(q_table: list[list[float]], obs: int, action: int, reward: float, next_obs: int,
+              terminated: bool, alpha: float, gamma: float) -> None:
+    """One Q-learning step on the table, in place. Only termination stops the bootstrap: a time-limit truncation
+    leaves the next state's value intact, so the caller passes `terminated`, never `truncated`."""
+    # TD target: y = r + γ · max_a' Q(s', a') · (1 − terminated)
+    td_target = reward + gamma * max(q_table[next_obs]) * (1 - terminated)
+    q_table[obs][action] += alpha * (td_target - q_table[obs][action])
+
+
 def linear_schedule(start_e: float, end_e: float, duration: int, t: int) -> float:
     """ε falls linearly from start_e at t = 0 to end_e at t = duration, then stays there (CleanRL's schedule)."""
     slope = (end_e - start_e) / duration
@@ -311,7 +325,7 @@ def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent: i
             cv2.rectangle(img, (x0, y0), (x0 + cell - 1, y0 + cell - 1), (255, 255, 255), 1)
             ink = (0, 0, 0) if sum(colour) > 400 else (255, 255, 255)
             cv2.putText(img, letter, (x0 + 4, y0 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, ink, 1, cv2.LINE_AA)
-            if letter in "HG":
+            if letter in "HGC":  # terminal, or a cliff the agent never stands on
                 continue
             dx, dy = moves[policy[s]]
             centre = (x0 + cell // 2, y0 + cell // 2)
@@ -504,12 +518,10 @@ def main(args: Args) -> Result:
                     action = greedy_action(q_table[obs], next(uniforms))
                 next_obs, reward, terminated, truncated, _ = env.step(action)
 
-                # step size α = α0 / n(s, a)^ω
+                # Q(s, a) += α · (r + γ · max_a' Q(s', a') · (1 − terminated) − Q(s, a)), α = α0 / n(s, a)^ω
                 visits[obs][action] += 1
-                alpha = alpha0 / visits[obs][action] ** omega
-                # TD target: y = r + γ · max_a' Q(s', a') · (1 − terminated); a truncated episode still bootstraps
-                td_target = reward + gamma * max(q_table[next_obs]) * (1 - terminated)
-                q_table[obs][action] += alpha * (td_target - q_table[obs][action])
+                alpha = step_size(alpha0, visits[obs][action], omega)
+                td_update(q_table, obs, action, reward, next_obs, terminated, alpha, gamma)
 
                 episode_return += reward
                 episode_length += 1
@@ -551,7 +563,8 @@ def main(args: Args) -> Result:
 
     # Final score, pictures, hyperparameters, model and video
     learned = np.array(q_table)
-    evaluation = log_evaluation(episode)
+    if episode % args.eval_frequency:  # else it was scored at the end of the loop
+        evaluation = log_evaluation(episode)
     optimal_goal = float(start @ absorption_value(T, R, q_star.argmax(axis=1))) if is_frozenlake else None
     success_rate = float(successes[max(0, episode - args.log_frequency):episode].mean()) if episode else 0.0
 
