@@ -20,7 +20,7 @@ distribution and, on FrozenLake, the probability that π reaches the goal.
 
 Run:
     python qlearning_frozenlake.py                                             # 4x4 slippery, 20k episodes
-    python qlearning_frozenlake.py --map-name 8x8 --total-episodes 50000       # 8x8 slippery
+    python qlearning_frozenlake.py --map-name 8x8 --total-episodes 100000      # 8x8 slippery
     python qlearning_frozenlake.py --map-size 6 --map-seed 3 --no-is-slippery  # a random 6x6 map
     python qlearning_frozenlake.py --env-id Taxi-v4
     tensorboard --logdir runs
@@ -73,7 +73,7 @@ class Args:
 
     # Algorithm
     total_episodes: int = 20_000
-    """number of training episodes (8x8 slippery needs more: the README uses 50,000)"""
+    """number of training episodes (8x8 slippery needs more: the README uses 100,000)"""
     learning_rate: float = 1.0
     """the step size α0 in α = α0 / n(s, a)^ω; with --lr-decay-exponent 0 it is a constant step size"""
     lr_decay_exponent: float = 0.6
@@ -82,8 +82,9 @@ class Args:
     """the discount factor γ (the training objective and the exact scoring both use it)"""
     start_e: float = 1.0
     """the starting ε for exploration"""
-    end_e: float = 0.05
-    """the final ε for exploration"""
+    end_e: float = 0.1
+    """the final ε for exploration (0.1, not 0.05: with 0.05 one of 10 seeds of 4x4 slippery stopped at V(π)/V* 0.91,
+    as rarely visited states kept noisy values)"""
     exploration_fraction: float = 0.5
     """the fraction of `total_episodes` over which ε falls linearly from start-e to end-e"""
 

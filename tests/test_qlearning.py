@@ -156,12 +156,12 @@ def test_exact_goal_probability_agrees_with_monte_carlo_within_three_standard_er
 # Learning: default hyperparameters reach the optimum (the sweep runs on 2 processes)
 # ---------------------------------------------------------------------------------------------------------------
 SEEDS = range(1, 11)
-EIGHT_BY_EIGHT_SEEDS = range(1, 5)  # 10 seeds of 8x8 would not fit the test budget: benchmarks/ sweeps all 10
+EIGHT_BY_EIGHT_SEEDS = range(1, 3)  # 10 seeds of 8x8 would not fit the test budget: benchmarks/ sweeps all 10
 LEARNING_CASES = {
     "4x4 slippery": dict(map_name="4x4", is_slippery=True),
     "4x4 not slippery": dict(map_name="4x4", is_slippery=False),
     "Taxi-v4": dict(env_id="Taxi-v4"),
-    "8x8 slippery, README flags": dict(map_name="8x8", is_slippery=True, total_episodes=50_000),  # as the README
+    "8x8 slippery, README flags": dict(map_name="8x8", is_slippery=True, total_episodes=100_000),  # as the README
 }
 
 
@@ -224,8 +224,8 @@ def test_episode_charts_are_logged_every_log_frequency_episodes(small_run, tag):
 
 def test_logged_epsilon_is_the_schedule_value_of_the_logged_episode(small_run):
     _, events = small_run
-    # ε over 500 episodes (half of 1,000): the 100th episode (index 99) has ε = 1 − 0.95·99/500 = 0.8119
-    assert events.Scalars("charts/epsilon")[0].value == pytest.approx(0.8119, abs=1e-6)
+    # ε 1 → 0.1 over 500 episodes (half of 1,000): the 100th episode (index 99) has ε = 1 − 0.9·99/500 = 0.8218
+    assert events.Scalars("charts/epsilon")[0].value == pytest.approx(0.8218, abs=1e-6)
 
 
 def test_value_ratio_is_logged_at_start_every_eval_frequency_and_at_the_end(small_run):
