@@ -1,0 +1,305 @@
+"""Specification of qlearning_frozenlake.py: the Q-learning pieces on a tiny MDP worked out by hand, exact scoring
+against Monte-Carlo, learning to the optimum, what a run writes, and how bad flags are refused."""
+
+import contextlib
+import glob
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import gymnasium as gym
+import numpy as np
+import pytest
+from helpers import ROOT, load_script
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+ql = load_script("qlearning_frozenlake")
+
+# A tiny MDP in gymnasium's P format. States 0, 1 and the terminal state 2 (absorbing, like a FrozenLake hole).
+#   s0: a0 stays (r 0); a1 moves to s1 (r 0)
+#   s1: a0 ends with reward 1 w.p. 1/2, else back to s0 (r 0); a1 stays with reward 0.1
+# With γ = 1/2:  V1 = Q(1,0) = 1/2 + 1/2·γ·V0 and V0 = γ·V1  →  V1 = 1/2 + V1/8 = 4/7,  V0 = 2/7,
+#   Q(0,0) = γ·V0 = 1/7,  Q(0,1) = γ·V1 = 2/7,  Q(1,1) = 0.1 + γ·V1 = 0.1 + 2/7 < 4/7.
+TINY_P = {
+    0: {0: [(1.0, 0, 0.0, False)], 1: [(1.0, 1, 0.0, False)]},
+    1: {0: [(0.5, 2, 1.0, True), (0.5, 0, 0.0, False)], 1: [(1.0, 1, 0.1, False)]},
+    2: {0: [(1.0, 2, 0.0, True)], 1: [(1.0, 2, 0.0, True)]},
+}
+TINY_GAMMA = 0.5
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    return ql.tabular_model(TINY_P, n_states=3, n_actions=2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pieces of Q-learning
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "terminated, expected",
+    [
+        # Q(0,1) = 0.2, r = 1, max Q(s'=1) = 0.6, α = 0.5, γ = 0.5: 0.2 + 0.5·(1 + 0.5·0.6 − 0.2) = 0.75
+        (False, 0.75),
+        # terminated: no bootstrap, 0.2 + 0.5·(1 − 0.2) = 0.6
+        (True, 0.6),
+    ],
+)
+def test_td_update_moves_q_towards_the_target_and_bootstraps_only_without_termination(terminated, expected):
+    q_table = [[0.0, 0.2], [0.6, -0.4]]
+    ql.td_update(q_table, obs=0, action=1, reward=1.0, next_obs=1, terminated=terminated, alpha=0.5, gamma=0.5)
+    assert q_table == [[0.0, pytest.approx(expected)], [0.6, -0.4]]
+
+
+@pytest.mark.parametrize(
+    "learning_rate, visit_count, omega, expected",
+    [(1.0, 4, 0.5, 0.5), (1.0, 1, 0.6, 1.0), (0.5, 32, 0.6, 0.5 / 8), (0.1, 1000, 0.0, 0.1)],  # 32^0.6 = 2^3
+)
+def test_step_size_is_learning_rate_over_visit_count_to_the_omega(learning_rate, visit_count, omega, expected):
+    assert ql.step_size(learning_rate, visit_count, omega) == pytest.approx(expected)
+
+
+def test_greedy_action_breaks_ties_uniformly_among_the_best_actions_only():
+    q_values = [1.0, 3.0, 3.0, 0.5, 3.0]  # the best value 3.0 is shared by actions 1, 2 and 4
+    us = (np.arange(300) + 0.5) / 300  # an even grid over [0, 1): each third of it should pick one tied action
+    counts = np.bincount([ql.greedy_action(q_values, u) for u in us], minlength=5)
+    assert counts.tolist() == [0, 100, 100, 0, 100]
+
+
+def test_greedy_action_without_ties_is_the_argmax_whatever_the_random_number():
+    assert {ql.greedy_action([0.1, -2.0, 0.7, 0.3], u) for u in (0.0, 0.5, 0.999)} == {2}
+
+
+@pytest.mark.parametrize("t, expected", [(0, 1.0), (250, 0.7625), (500, 0.525), (1000, 0.05), (5000, 0.05)])
+def test_epsilon_falls_linearly_then_stays_at_end_e(t, expected):
+    # slope (0.05 − 1)/1000 = −0.00095 per episode: t = 250 → 1 − 0.2375 = 0.7625
+    assert ql.linear_schedule(1.0, 0.05, 1000, t) == pytest.approx(expected)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exact model and scoring
+# ---------------------------------------------------------------------------------------------------------------
+def test_tabular_model_drops_transitions_into_termination_and_keeps_expected_rewards(tiny_model):
+    T, R = tiny_model
+    np.testing.assert_allclose(T[1, 0], [0.5, 0.0, 0.0])  # the terminating half leads nowhere
+    np.testing.assert_allclose(T[2], np.zeros((2, 3)))  # the terminal state has no future
+    np.testing.assert_allclose(R, [[0.0, 0.0], [0.5, 0.1], [0.0, 0.0]])
+
+
+def test_value_iteration_finds_the_optimal_q_worked_out_by_hand(tiny_model):
+    q_star = ql.value_iteration(*tiny_model, gamma=TINY_GAMMA)
+    np.testing.assert_allclose(q_star, [[1 / 7, 2 / 7], [4 / 7, 0.1 + 2 / 7], [0.0, 0.0]], atol=1e-10)
+
+
+def test_policy_value_solves_the_bellman_equation_of_a_fixed_policy(tiny_model):
+    # π = (a1, a1): s1 collects 0.1 forever, V1 = 0.1/(1 − γ) = 0.2; V0 = γ·V1 = 0.1
+    v = ql.policy_value(*tiny_model, np.array([1, 1, 0]), gamma=TINY_GAMMA)
+    np.testing.assert_allclose(v, [0.1, 0.2, 0.0])
+
+
+def test_absorption_value_gives_zero_where_the_policy_never_terminates(tiny_model):
+    # π = (a0, a0): s0 stays forever → 0; s1 ends with reward 1 w.p. 1/2, else goes to s0 → 0.5
+    np.testing.assert_allclose(ql.absorption_value(*tiny_model, np.array([0, 0, 0])), [0.0, 0.5, 0.0])
+
+
+def test_absorption_value_is_one_when_the_policy_always_ends_rewarded(tiny_model):
+    # π = (a1, a0): s0 → s1 → (end with reward 1, or back to s0): terminates surely, always with reward 1
+    np.testing.assert_allclose(ql.absorption_value(*tiny_model, np.array([1, 0, 0])), [1.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("v_pi, v_star, expected", [(0.5, 1.0, 0.5), (1.0, 1.0, 1.0), (-15.0, -10.0, 0.5)])
+def test_value_ratio_is_one_minus_regret_over_the_optimum(v_pi, v_star, expected):
+    assert ql.value_ratio(v_pi, v_star) == pytest.approx(expected)
+
+
+@pytest.fixture(scope="module")
+def monte_carlo_4x4():
+    """A fixed policy (the optimal one) on 4x4 slippery: its exact values and 4,000 sampled episodes."""
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True, max_episode_steps=2_000)  # γ^2000 ≈ 0
+    T, R = ql.tabular_model(env.unwrapped.P, 16, 4)
+    gamma = 0.95
+    policy = ql.value_iteration(T, R, gamma).argmax(axis=1)
+    start = env.unwrapped.initial_state_distrib
+    exact_value = start @ ql.policy_value(T, R, policy, gamma)
+    exact_goal = start @ ql.absorption_value(T, R, policy)
+    discounted, reached = [], []
+    obs, _ = env.reset(seed=123)
+    for _ in range(4_000):
+        ret, discount = 0.0, 1.0
+        while True:
+            obs, reward, terminated, truncated, _ = env.step(int(policy[obs]))
+            ret += discount * reward
+            discount *= gamma
+            if terminated or truncated:
+                break
+        discounted.append(ret)
+        reached.append(reward > 0)
+        obs, _ = env.reset()
+    return exact_value, exact_goal, np.array(discounted), np.array(reached, dtype=float)
+
+
+def test_exact_policy_value_agrees_with_monte_carlo_within_three_standard_errors(monte_carlo_4x4):
+    exact_value, _, discounted, _ = monte_carlo_4x4
+    assert abs(discounted.mean() - exact_value) < 3 * discounted.std(ddof=1) / np.sqrt(len(discounted))
+
+
+def test_exact_goal_probability_agrees_with_monte_carlo_within_three_standard_errors(monte_carlo_4x4):
+    _, exact_goal, _, reached = monte_carlo_4x4
+    assert abs(reached.mean() - exact_goal) < 3 * reached.std(ddof=1) / np.sqrt(len(reached))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning: default hyperparameters reach the optimum (the sweep runs on 2 processes)
+# ---------------------------------------------------------------------------------------------------------------
+SEEDS = range(1, 11)
+EIGHT_BY_EIGHT_SEEDS = range(1, 3)  # 10 seeds of 8x8 would not fit the test budget: benchmarks/ sweeps all 10
+LEARNING_CASES = {
+    "4x4 slippery": dict(map_name="4x4", is_slippery=True),
+    "4x4 not slippery": dict(map_name="4x4", is_slippery=False),
+    "Taxi-v4": dict(env_id="Taxi-v4"),
+    "8x8 slippery, README flags": dict(map_name="8x8", is_slippery=True, total_episodes=100_000),  # as the README
+}
+
+
+def _learned_value_ratio(case: str, seed: int, runs_dir: str) -> float:
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        result = ql.main(ql.Args(seed=seed, runs_dir=runs_dir, **LEARNING_CASES[case]))
+    return result.evaluation.value_ratio
+
+
+@pytest.fixture(scope="session")
+def learned_value_ratios(tmp_path_factory):
+    """{case: [V(π)/V* per seed]} for every learning case, all runs shared out over the 2 cores."""
+    runs_dir = str(tmp_path_factory.mktemp("learning_runs"))
+    jobs = [(case, seed) for case in LEARNING_CASES for seed in (EIGHT_BY_EIGHT_SEEDS if "8x8" in case else SEEDS)]
+    jobs.sort(key=lambda job: "8x8" not in job[0])  # longest first, for a balanced finish
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
+        ratios = list(pool.map(_learned_value_ratio, *zip(*jobs), [runs_dir] * len(jobs)))
+    results = {case: [] for case in LEARNING_CASES}
+    for (case, _), ratio in zip(jobs, ratios):
+        results[case].append(ratio)
+    return results
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(LEARNING_CASES))
+def test_default_hyperparameters_learn_an_optimal_greedy_policy_for_every_seed(case, learned_value_ratios):
+    ratios = learned_value_ratios[case]
+    assert len(ratios) == (len(EIGHT_BY_EIGHT_SEEDS) if "8x8" in case else len(SEEDS))
+    assert min(ratios) >= 0.99, f"{case}: V(π)/V* per seed {np.round(ratios, 4).tolist()}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What a run writes
+# ---------------------------------------------------------------------------------------------------------------
+SMALL_RUN = dict(total_episodes=1_000, log_frequency=100, eval_frequency=500, seed=7)
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("runs")
+    result = ql.main(ql.Args(runs_dir=str(runs_dir), save_model=True, capture_video=True, **SMALL_RUN))
+    events = EventAccumulator(result.run_dir, size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    events.Reload()
+    return result, events
+
+
+def test_run_folder_is_named_like_cleanrl_under_the_given_runs_dir(small_run):
+    result, _ = small_run
+    env_id, exp_name, seed, stamp = Path(result.run_dir).name.split("__")
+    assert (env_id, exp_name, seed, stamp.isdigit()) == ("FrozenLake-v1", "qlearning_frozenlake", "7", True)
+
+
+@pytest.mark.parametrize(
+    "tag", ["charts/episodic_return", "charts/episodic_length", "charts/success_rate", "charts/epsilon"]
+)
+def test_episode_charts_are_logged_every_log_frequency_episodes(small_run, tag):
+    _, events = small_run
+    assert [e.step for e in events.Scalars(tag)] == list(range(100, 1_001, 100))
+
+
+def test_logged_epsilon_is_the_schedule_value_of_the_logged_episode(small_run):
+    _, events = small_run
+    # ε 1 → 0.1 over 500 episodes (half of 1,000): the 100th episode (index 99) has ε = 1 − 0.9·99/500 = 0.8218
+    assert events.Scalars("charts/epsilon")[0].value == pytest.approx(0.8218, abs=1e-6)
+
+
+def test_value_ratio_is_logged_at_start_every_eval_frequency_and_at_the_end(small_run):
+    result, events = small_run
+    logged = events.Scalars("eval/value_ratio")
+    assert [e.step for e in logged] == [0, 500, 1_000]
+    assert logged[-1].value == pytest.approx(result.evaluation.value_ratio, abs=1e-6)
+
+
+def test_hyperparameters_are_logged_as_a_markdown_table_and_as_hparams(small_run):
+    _, events = small_run
+    text = events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert "|total_episodes|1000|" in text and "|seed|7|" in text
+    assert "_hparams_/experiment" in events.PluginTagToContent("hparams")
+
+
+# 4x4 map: 4 cells of 72 px. Heatmap: 16 rows of min(22, 1200 // 16) = 22 px under a 24 px header; 40 px of
+# state labels and 4 action columns of 64 px.
+@pytest.mark.parametrize("name, shape", [("greedy_policy", (288, 288, 3)), ("q_table", (24 + 16 * 22, 40 + 4 * 64, 3))])
+def test_pictures_are_logged_as_images_and_saved_as_png(small_run, name, shape):
+    result, events = small_run
+    image = events.Images(f"images/{name}")[-1]
+    png = cv2.imread(os.path.join(result.run_dir, f"{name}.png"))
+    assert (image.height, image.width) == shape[:2] and png.shape == shape
+
+
+def test_save_model_writes_the_learned_q_table(small_run):
+    result, _ = small_run
+    np.testing.assert_array_equal(np.load(os.path.join(result.run_dir, "qlearning_frozenlake.npy")), result.q_table)
+
+
+def test_capture_video_writes_an_mp4_of_greedy_episodes(small_run):
+    result, _ = small_run
+    video = cv2.VideoCapture(glob.glob(os.path.join(result.run_dir, "videos", "*.mp4"))[0])
+    ok, frame = video.read()
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) > 0 and ok and frame.shape == (288, 288, 3)
+
+
+def test_the_same_seed_learns_the_same_q_table_and_another_seed_does_not(tmp_path):
+    def q_table(seed):
+        return ql.main(ql.Args(runs_dir=str(tmp_path), **{**SMALL_RUN, "seed": seed})).q_table
+
+    first, again, other = q_table(3), q_table(3), q_table(4)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad flags: one line, exit status 2, nothing written
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "flags, expected",
+    [
+        (dict(total_episodes=0), "--total-episodes 0"),
+        (dict(learning_rate=1.5), "--learning-rate 1.5"),
+        (dict(learning_rate=0.0), "--learning-rate 0.0"),
+        (dict(gamma=1.0), "--gamma 1.0"),
+        (dict(end_e=0.5, start_e=0.1), "--end-e 0.5"),
+        (dict(map_name="5x5"), "--map-name 5x5"),
+        (dict(env_id="NoSuchEnv-v0"), "--env-id NoSuchEnv-v0"),
+        (dict(env_id="CartPole-v1"), "--env-id CartPole-v1"),
+    ],
+)
+def test_bad_flags_are_refused_naming_flag_and_value_before_anything_is_written(tmp_path, flags, expected):
+    with pytest.raises(ql.ArgumentError) as error:
+        ql.main(ql.Args(runs_dir=str(tmp_path / "runs"), **flags))
+    assert str(error.value).startswith(expected)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("argv, flag", [(["--gamma", "1.0"], "--gamma 1.0"), (["--env-id", "CartPole-v1"], "--env-id CartPole-v1")])
+def test_command_line_refuses_a_bad_flag_with_one_line_and_exit_status_2(tmp_path, argv, flag):
+    done = subprocess.run([sys.executable, str(ROOT / "qlearning_frozenlake.py"), *argv], cwd=tmp_path,
+                          capture_output=True, text=True)
+    lines = done.stderr.strip().splitlines()
+    assert (done.returncode, len(lines), lines[0].startswith(f"error: {flag}:")) == (2, 1, True)
+    assert list(tmp_path.iterdir()) == []
