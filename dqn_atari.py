@@ -21,6 +21,7 @@ Run:
 
 import os
 import random
+import signal
 import sys
 import time
 from collections import deque
@@ -35,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import tyro
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -59,7 +61,7 @@ class Args:
     wandb_entity: str | None = None
     """accepted for CleanRL compatibility; unused"""
     capture_video: bool = False
-    """accepted for CleanRL compatibility; video capture is not implemented yet (a warning says so)"""
+    """whether to record evaluation games as mp4 in `runs/{run_name}/videos/` (and as GIFs in TensorBoard)"""
     save_model: bool = False
     """whether to save the online network's state_dict into the run folder (`{exp_name}.pt`)"""
     upload_model: bool = False
@@ -98,6 +100,21 @@ class Args:
     loss: Literal["mse", "huber"] = "mse"
     """the TD loss: `mse` (CleanRL) or `huber` (the paper's TD error clipped to [-1, 1])"""
 
+    checkpoint_frequency: int = 0
+    """agent steps between checkpoints (weights, optimizer, replay, RNGs) in the run folder; 0 = none"""
+    resume: str | None = None
+    """a run folder or checkpoint file to continue; flags left at their defaults take the checkpoint's values"""
+    eval_frequency: int = 0
+    """agent steps between evaluations (`eval/episodic_return`); 0 = only at the end of training"""
+    eval_episodes: int = 10
+    """the number of full games per evaluation"""
+    eval_epsilon: float = 0.05
+    """ε during evaluation (the Nature protocol: 0.05; the Double DQN paper: 0.001)"""
+    eval_only: bool = False
+    """evaluate (and with --capture-video, record) the model at --model-path without training"""
+    model_path: str | None = None
+    """the saved state_dict that --eval-only plays"""
+
 
 def fail(message: str):
     """Stop with one line on stderr and exit status 2: bad input never gives a traceback."""
@@ -107,13 +124,31 @@ def fail(message: str):
 
 def check_args(args: Args):
     """Reject flag values that cannot make a sensible run, before anything is written."""
-    for flag in ("total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
-                 "train_frequency"):
-        if getattr(args, flag) <= 0:
-            fail(f"--{flag.replace('_', '-')} must be positive, got {getattr(args, flag)}")
+    def flag(name):
+        return f"--{name.replace('_', '-')} {getattr(args, name)}"
+    for name in ("total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
+                 "train_frequency", "eval_episodes", "learning_rate", "exploration_fraction"):
+        if getattr(args, name) <= 0:
+            fail(f"{flag(name)}: must be positive")
+    for name in ("learning_starts", "checkpoint_frequency", "eval_frequency"):
+        if getattr(args, name) < 0:
+            fail(f"{flag(name)}: must be 0 or more")
+    if args.buffer_size < args.batch_size:
+        fail(f"{flag('buffer_size')}: smaller than --batch-size {args.batch_size}")
     if args.buffer_size // args.num_envs < 5:
-        fail(f"--buffer-size {args.buffer_size} leaves fewer than 5 slots per env (--num-envs {args.num_envs}); "
-             "a frame stack needs 5")
+        fail(f"{flag('buffer_size')}: fewer than 5 slots per env with --num-envs {args.num_envs}")
+    if not args.eval_only and args.learning_starts >= args.total_timesteps:
+        fail(f"{flag('learning_starts')}: learning would never start (--total-timesteps {args.total_timesteps})")
+    if not 0 < args.tau <= 1:
+        fail(f"{flag('tau')}: must be in (0, 1]")
+    if not 0 <= args.gamma < 1:
+        fail(f"{flag('gamma')}: must be in [0, 1)")
+    if args.end_e > args.start_e:
+        fail(f"{flag('end_e')}: larger than --start-e {args.start_e}")
+    if not 0 <= args.eval_epsilon <= 1:
+        fail(f"{flag('eval_epsilon')}: must be in [0, 1]")
+    if args.eval_only and not args.model_path:
+        fail("--eval-only needs --model-path (a state_dict saved with --save-model)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -223,14 +258,16 @@ def check_atari_id(env_id: str):
         fail(f"--env-id {env_id!r} is not an Atari game of ale-py (try BreakoutNoFrameskip-v4 or ALE/Pong-v5)")
 
 
-def make_env(env_id: str, seed: int, idx: int, training: bool = True, max_frames_per_episode: int = 108_000):
+def make_env(env_id: str, seed: int, idx: int, training: bool = True, max_frames_per_episode: int = 108_000,
+             render_mode: str | None = None):
     """A thunk that builds one Atari env. `training=False` gives the evaluation env: full games (no life-loss
     terminals) and raw rewards. Episodes are truncated after `max_frames_per_episode` emulator frames."""
     check_atari_id(env_id)
 
     def thunk():
         # frameskip=1: MaxAndSkip does the skipping. v5 ids keep their sticky actions (Machado et al. 2018).
-        env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=max_frames_per_episode)
+        env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=max_frames_per_episode,
+                       render_mode=render_mode)
         env = NoopReset(env, noop_max=30)
         env = MaxAndSkip(env, skip=4)
         env = gym.wrappers.RecordEpisodeStatistics(env)  # raw score and length (agent steps) of the whole game
@@ -320,8 +357,13 @@ class ReplayBuffer:
         self.size[envs] = np.minimum(self.size[envs] + 1, self.capacity)
 
     def start_episodes(self, obs: np.ndarray, envs=None):
-        """Store the first observation of a new episode in each of `envs` (default: all)."""
+        """Store the first observation of a new episode in each of `envs` (default: all). A first frame that no
+        transition follows (an episode cut off by an interruption) is overwritten rather than kept."""
         envs = np.arange(self.num_envs) if envs is None else envs
+        newest = (self.pos[envs] - 1) % self.capacity
+        unused = (self.size[envs] > 0) & self.first[envs, newest]
+        self.pos[envs] = np.where(unused, newest, self.pos[envs])
+        self.size[envs] -= unused
         self._write(envs, obs[envs, -1], 0, 0.0, False, first=True)
 
     def add(self, next_obs, actions, rewards, terminations, truncations, infos):
@@ -369,6 +411,23 @@ class ReplayBuffer:
             rewards=to(self.rewards[envs, newest]),
             terminations=to(self.terminations[envs, newest].astype(np.float32)),
         )
+
+    ARRAYS = ("frames", "actions", "rewards", "terminations", "first")
+
+    def state_dict(self) -> dict:
+        """The written part of the memory as raw tensors (fast to save and to load), and the sampling RNG."""
+        written = int(self.size.max())
+        state = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)[:, :written]))
+                 for name in self.ARRAYS}
+        return state | {"pos": torch.from_numpy(self.pos), "size": torch.from_numpy(self.size),
+                        "rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict):
+        written = state["frames"].shape[1]
+        for name in self.ARRAYS:
+            getattr(self, name)[:, :written] = state[name].numpy()
+        self.pos[:], self.size[:] = state["pos"].numpy(), state["size"].numpy()
+        self.rng.bit_generator.state = state["rng"]
 
 
 def available_memory_bytes() -> int:
@@ -422,23 +481,50 @@ def update_target(target_network, q_network, tau: float):
         target_param.data.copy_(tau * param.data + (1.0 - tau) * target_param.data)
 
 
-def evaluate(q_network, make_env, env_id: str, seed: int, eval_episodes: int, epsilon: float, device):
-    """Play `eval_episodes` full games ε-greedily and return their raw scores."""
-    env = make_env(env_id, seed, 0, training=False)()
-    obs, _ = env.reset(seed=seed)
+def evaluate(q_network, make_env, env_id: str, seed: int, eval_episodes: int, epsilon: float, device,
+             video_paths=()):
+    """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores) and return their scores.
+    The first games are recorded as mp4, one path per game in `video_paths`: the screen after the reset and
+    after every agent step."""
+    env = make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)()
     returns = []
-    while len(returns) < eval_episodes:
-        if env.np_random.random() < epsilon:
-            action = env.action_space.sample()
-        else:
-            with torch.no_grad():
-                action = q_network(torch.from_numpy(obs).to(device)[None]).argmax(dim=1).item()
-        obs, _, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            returns.append(float(info["episode"]["r"]))
-            obs, _ = env.reset()
+    for episode in range(eval_episodes):
+        obs, _ = env.reset(seed=seed if episode == 0 else None)
+        video = None
+        if episode < len(video_paths):
+            height, width, _ = env.render().shape
+            video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"mp4v"), 15, (width, height))
+            video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
+        terminated = truncated = False
+        while not (terminated or truncated):
+            if env.np_random.random() < epsilon:
+                action = env.action_space.sample()
+            else:
+                with torch.no_grad():
+                    action = q_network(torch.from_numpy(obs).to(device)[None]).argmax(dim=1).item()
+            obs, _, terminated, truncated, info = env.step(action)
+            if video is not None:
+                video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
+        returns.append(float(info["episode"]["r"]))
+        if video is not None:
+            video.release()
     env.close()
     return returns
+
+
+def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames: int = 300):
+    """Show an mp4 in TensorBoard as an animated GIF (OpenCV encodes it; no moviepy), at most `max_frames`."""
+    capture, frames = cv2.VideoCapture(path), []
+    while (grabbed := capture.read())[0]:
+        frames.append(grabbed[1])
+    capture.release()
+    animation = cv2.Animation()
+    animation.frames = frames[:: max(1, -(-len(frames) // max_frames))]
+    animation.durations = [1000 * len(frames) // (15 * len(animation.frames))] * len(animation.frames)
+    _, gif = cv2.imencodeanimation(".gif", animation)
+    height, width = frames[0].shape[:2]
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif.tobytes())
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
 def log_hyperparameters(writer: SummaryWriter, args: Args):
@@ -454,10 +540,65 @@ def format_duration(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints: everything a run needs to continue, in one file written atomically
+# ---------------------------------------------------------------------------------------------------------
+CHECKPOINT = "checkpoint.pt"
+CHANGEABLE_ON_RESUME = {"total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_epsilon",
+                        "capture_video", "save_model", "resume", "cuda", "track", "upload_model"}
+
+
+def save_checkpoint(state: dict, path: str):
+    """Write to a temporary file, then rename: a kill during the write leaves the previous checkpoint intact."""
+    torch.save(state, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_checkpoint(path: str) -> tuple[dict, str]:
+    """The checkpoint in a run folder or file, memory-mapped; one error line if it is missing or unreadable."""
+    path = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
+    if not os.path.isfile(path):
+        fail(f"--resume {path}: no checkpoint there")
+    try:
+        return torch.load(path, weights_only=True, mmap=True), path
+    except Exception as error:  # a truncated or foreign file: torch raises various types
+        fail(f"--resume {path}: not a readable checkpoint ({type(error).__name__})")
+
+
+def resumed_args(saved: dict, given: Args) -> Args:
+    """The checkpoint's flags, with those given on the command line (differing from the defaults) applied
+    where a run may change them; any other difference is an error."""
+    merged, defaults = dict(saved), asdict(Args())
+    for name, value in asdict(given).items():
+        if value == defaults[name] or value == saved[name]:
+            continue
+        if name not in CHANGEABLE_ON_RESUME:
+            fail(f"--{name.replace('_', '-')} {value}: the checkpoint's run used {saved[name]}, and only "
+                 f"{', '.join(sorted(CHANGEABLE_ON_RESUME))} may change on --resume")
+        merged[name] = value
+    return Args(**merged)
+
+
+def load_model(path: str, n_actions: int, device) -> QNetwork:
+    if not os.path.isfile(path):
+        fail(f"--model-path {path}: no such file")
+    q_network = QNetwork(n_actions).to(device)
+    try:
+        q_network.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    except Exception as error:
+        fail(f"--model-path {path}: not a state_dict of this QNetwork ({type(error).__name__})")
+    return q_network
+
+
 def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
-    """Train; return the online network. `make_env` can be swapped for another pixel env (tests do)."""
+    """Train (or with --eval-only, evaluate) and return the online network. `make_env` can be swapped for
+    another pixel env (tests do)."""
     check_args(args)
-    for flag in ("track", "upload_model", "capture_video"):
+    checkpoint = None
+    if args.resume:
+        checkpoint, checkpoint_path = load_checkpoint(args.resume)
+        args = resumed_args(checkpoint["args"], args)
+    for flag in ("track", "upload_model"):
         if getattr(args, flag):
             print(f"warning: --{flag.replace('_', '-')} is accepted for CleanRL compatibility but does nothing here")
     random.seed(args.seed)
@@ -465,8 +606,25 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
     torch.manual_seed(args.seed)
     torch.backends.cudnn.deterministic = args.torch_deterministic
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    check_replay_fits(args.buffer_size)
+    run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    run_dir = os.path.dirname(checkpoint_path) if checkpoint else os.path.join(runs_dir, run_name)
 
+    if args.eval_only:
+        n_actions = make_env(args.env_id, args.seed, 0, training=False)().action_space.n
+        q_network = load_model(args.model_path, n_actions, device)
+        video_paths = []
+        if args.capture_video:
+            os.makedirs(os.path.join(run_dir, "videos"))
+            video_paths = [os.path.join(run_dir, "videos", f"eval-{i}.mp4") for i in range(args.eval_episodes)]
+        returns = evaluate(q_network, make_env, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon,
+                           device, video_paths)
+        for i, episodic_return in enumerate(returns):
+            print(f"eval game {i}: return {episodic_return:g}")
+        print(f"mean return over {len(returns)} games: {np.mean(returns):.2f}" +
+              (f" (videos in {os.path.dirname(video_paths[0])})" if video_paths else ""))
+        return q_network
+
+    check_replay_fits(args.buffer_size)
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed, i) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,  # no transition crosses an episode boundary
@@ -480,21 +638,80 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
     target_network = QNetwork(envs.single_action_space.n).to(device)
     target_network.load_state_dict(q_network.state_dict())
 
-    run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(runs_dir, run_name)
-    writer = SummaryWriter(run_dir)
-    log_hyperparameters(writer, args)
-    print(f"run folder: {run_dir}  (device: {device})")
-
     rng = np.random.default_rng(args.seed)
     recent_returns = deque(maxlen=20)
-    obs, _ = envs.reset(seed=args.seed)
-    rb.start_episodes(obs)
     global_step, num_updates, next_target_update = 0, 0, args.target_network_frequency
+    reset_seed = args.seed
+    if checkpoint:
+        q_network.load_state_dict(checkpoint["q_network"])
+        target_network.load_state_dict(checkpoint["target_network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rb.load_state_dict(checkpoint["replay"])
+        global_step, num_updates, next_target_update = (checkpoint[k] for k in ("global_step", "num_updates",
+                                                                                  "next_target_update"))
+        recent_returns.extend(checkpoint["recent_returns"])
+        random.setstate(checkpoint["rng"]["python"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        rng.bit_generator.state = checkpoint["rng"]["exploration"]
+        envs.action_space.np_random.bit_generator.state = checkpoint["rng"]["action_space"]
+        for env, state in zip(envs.envs, checkpoint["rng"]["envs"]):
+            env.unwrapped.np_random.bit_generator.state = state
+        reset_seed = None  # the env RNGs continue where the checkpoint left them
+        del checkpoint  # release the memory-mapped replay
+        print(f"resumed {run_dir} at step {global_step:,}: the games in progress at the interruption are lost, "
+              "the envs start new ones")
+    # a resumed writer hides the points the killed run logged after its checkpoint (TensorBoard's purge)
+    writer = SummaryWriter(run_dir, purge_step=global_step + 1 if global_step else None)
+    if global_step == 0:
+        log_hyperparameters(writer, args)
+    print(f"run folder: {run_dir}  (device: {device})")
+
+    checkpoint_step = None  # the step of the last checkpoint this process wrote
+
+    def write_checkpoint():
+        nonlocal checkpoint_step
+        writer.flush()  # every point up to the checkpoint is on disk; a resume drops those after it
+        checkpoint_step = global_step
+        save_checkpoint({
+            "args": asdict(args), "global_step": global_step, "num_updates": num_updates,
+            "next_target_update": next_target_update, "recent_returns": list(recent_returns),
+            "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+            "optimizer": optimizer.state_dict(), "replay": rb.state_dict(),
+            "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
+                    "exploration": rng.bit_generator.state,
+                    "action_space": envs.action_space.np_random.bit_generator.state, "envs": env_rng_states},
+        }, os.path.join(run_dir, CHECKPOINT))
+
+    def evaluate_and_log():
+        video_paths = []
+        if args.capture_video:
+            os.makedirs(os.path.join(run_dir, "videos"), exist_ok=True)
+            video_paths = [os.path.join(run_dir, "videos", f"step-{global_step}.mp4")]
+        returns = evaluate(q_network, make_env, args.env_id, args.seed + global_step, args.eval_episodes,
+                           args.eval_epsilon, device, video_paths)
+        writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+        if video_paths:
+            log_video(writer, "videos/eval", video_paths[0], global_step)
+        print(f"eval at step {global_step:,}: mean return {np.mean(returns):.2f} over {len(returns)} games")
+
+    env_rng_states = [env.unwrapped.np_random.bit_generator.state for env in envs.envs]
+    obs, _ = envs.reset(seed=reset_seed)
+    rb.start_episodes(obs)
+    next_checkpoint = (global_step // args.checkpoint_frequency + 1) * args.checkpoint_frequency \
+        if args.checkpoint_frequency else None
+    next_eval = (global_step // args.eval_frequency + 1) * args.eval_frequency if args.eval_frequency else None
     start_time = window_time = time.time()
-    window_step = 0
+    start_step = window_step = global_step
+    interrupted = False
+
+    def stop_after_this_step(signum, frame):  # so that what is saved is a consistent state
+        nonlocal interrupted
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
+
+    previous_sigint_handler = signal.signal(signal.SIGINT, stop_after_this_step)
     try:
-        while global_step < args.total_timesteps:
+        while global_step < args.total_timesteps and not interrupted:
             # ε-greedy, each env tossing its own coin
             epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps,
                                       global_step)
@@ -505,6 +722,8 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
                     q_values = q_network(torch.from_numpy(obs).to(device))
                 actions = np.where(greedy, q_values.argmax(dim=1).cpu().numpy(), actions)
 
+            # a checkpoint keeps the env RNGs as they are before the step, so a resumed run replays its resets
+            env_rng_states = [env.unwrapped.np_random.bit_generator.state for env in envs.envs]
             next_obs, rewards, terminations, truncations, infos = envs.step(actions)
             global_step += args.num_envs
 
@@ -522,6 +741,10 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
             while num_updates < max(0, global_step - args.learning_starts) // args.train_frequency:
                 data = rb.sample(args.batch_size)
                 loss, q_sa = td_loss(q_network, target_network, data, args.gamma, args.loss)
+                if not torch.isfinite(loss):
+                    print(f"error: the TD loss became {loss.item()} at step {global_step:,}; training stopped "
+                          "before the weights were touched (lower --learning-rate?)", file=sys.stderr)
+                    raise SystemExit(1)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -534,6 +757,9 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
                 update_target(target_network, q_network, args.tau)
                 next_target_update += args.target_network_frequency
 
+            if next_eval and global_step >= next_eval:
+                evaluate_and_log()
+                next_eval += args.eval_frequency
             now = time.time()
             if now - window_time >= 5 or global_step >= args.total_timesteps:
                 sps = (global_step - window_step) / (now - window_time)
@@ -544,9 +770,20 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
                       f" | SPS {sps:.0f} | ETA {format_duration((args.total_timesteps - global_step) / sps)}"
                       f" | return {mean_return} (last {len(recent_returns)} games) | ε {epsilon:.3f}", flush=True)
                 window_time, window_step = now, global_step
-    except KeyboardInterrupt:
-        print(f"interrupted at step {global_step:,}: saving what there is")
+
+            if next_checkpoint and global_step >= next_checkpoint:  # last: every point of this step is logged
+                write_checkpoint()
+                next_checkpoint += args.checkpoint_frequency
+        if interrupted:
+            print(f"interrupted at step {global_step:,}")
+        elif global_step > start_step:  # (a resumed run with no steps left was evaluated already)
+            evaluate_and_log()
+        if args.checkpoint_frequency and checkpoint_step != global_step:
+            write_checkpoint()
+        if args.checkpoint_frequency:
+            print(f"checkpoint at step {global_step:,}: continue (or extend) the run with --resume {run_dir}")
     finally:
+        signal.signal(signal.SIGINT, previous_sigint_handler)
         if args.save_model:
             model_path = os.path.join(run_dir, f"{args.exp_name}.pt")
             torch.save(q_network.state_dict(), model_path)

@@ -36,7 +36,7 @@ class Catch(gym.Env):
         return self._obs(), reward, terminated, False, {}
 
 
-def make_catch_env(env_id, seed, idx, training=True):
+def make_catch_env(env_id, seed, idx, training=True, render_mode=None):
     """Drop-in for a DQN script's `make_env`: Catch with episode statistics and a stack of 4 frames."""
 
     def thunk():

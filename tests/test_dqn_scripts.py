@@ -145,9 +145,12 @@ def test_a_game_is_truncated_at_the_frame_cap(atari):
     assert atari()[0].unwrapped.ale.getInt("max_num_frames_per_episode") == 108_000  # the default: 27,000 steps
 
 
+def script_command(dqn, *flags):
+    return [sys.executable, str(ROOT / Path(dqn.__file__).name), *flags]
+
+
 def run_script(dqn, cwd, *flags):
-    script = Path(dqn.__file__).name
-    return subprocess.run([sys.executable, str(ROOT / script), *flags], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run(script_command(dqn, *flags), cwd=cwd, capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("flags, named", [
@@ -256,9 +259,9 @@ def test_epsilon_decays_linearly_then_stays(dqn):
 # ------------------------------------------------------------------ whole runs
 def catch_args(dqn, total_timesteps, **overrides):
     """Catch settings after REFERENCE §4: Adam 1e-4, one update per step, target copy every 500 steps."""
-    return dqn.Args(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=1,
-                    target_network_frequency=500, buffer_size=total_timesteps, exploration_fraction=0.25,
-                    **overrides)
+    flags = dict(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=1,
+                 target_network_frequency=500, buffer_size=total_timesteps, exploration_fraction=0.25)
+    return dqn.Args(**flags | overrides)
 
 
 def test_a_seeded_cpu_run_is_reproducible(dqn, tmp_path):

@@ -1,0 +1,233 @@
+"""Long runs that survive: checkpoints and resume, evaluation and videos, and clear errors, for each DQN script."""
+
+import signal
+import subprocess
+import time
+
+import cv2
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from fixture_envs import make_catch_env
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from test_dqn_scripts import catch_args, run_script, script_command
+
+
+def catch_run(dqn, tmp_path, total_timesteps=400, **overrides):
+    """A short Catch run in tmp_path (learning from step 100); returns the online network."""
+    args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "target_network_frequency": 50,
+                                                  "eval_episodes": 2} | overrides))
+    return dqn.main(args, make_env=make_catch_env, runs_dir=tmp_path)
+
+
+def run_dir_of(tmp_path):
+    (run_dir,) = tmp_path.iterdir()
+    return run_dir
+
+
+def interrupt_at_first_checkpoint(dqn, monkeypatch):
+    """Make the run stop, as after Ctrl-C, right after it has written its first checkpoint."""
+    real_save = dqn.save_checkpoint
+
+    def save_then_interrupt(state, path):
+        real_save(state, path)
+        monkeypatch.setattr(dqn, "save_checkpoint", real_save)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(dqn, "save_checkpoint", save_then_interrupt)
+
+
+def flatten(value, prefix=""):
+    """Nested dicts/lists of tensors and numbers → {path: leaf}, to compare two checkpoints leaf by leaf."""
+    if isinstance(value, dict):
+        return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}/{key}").items()}
+    if isinstance(value, (list, tuple)):
+        return {k: v for i, item in enumerate(value) for k, v in flatten(item, f"{prefix}/{i}").items()}
+    return {prefix: value}
+
+
+def assert_same_leaves(a, b, skip=()):
+    a, b = flatten(a), flatten(b)
+    assert a.keys() == b.keys()
+    for key in a:
+        if not key.startswith(skip):
+            same = torch.equal(a[key], b[key]) if isinstance(a[key], torch.Tensor) else a[key] == b[key]
+            assert same, key
+
+
+# ------------------------------------------------------------------ resume
+def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, tmp_path):
+    catch_run(dqn, tmp_path, total_timesteps=270, checkpoint_frequency=270)  # ends at an episode boundary
+    path = run_dir_of(tmp_path) / "checkpoint.pt"
+    saved = torch.load(path, weights_only=True)
+    # resume with nothing left to do: the checkpoint written at the end is the state as restored
+    dqn.main(dqn.Args(resume=str(path.parent)), make_env=make_catch_env)
+    assert_same_leaves(saved, torch.load(path, weights_only=True), skip=("/args/resume",))
+
+
+def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, tmp_path, monkeypatch):
+    uninterrupted = catch_run(dqn, tmp_path / "a").state_dict()
+    interrupt_at_first_checkpoint(dqn, monkeypatch)
+    catch_run(dqn, tmp_path / "b", checkpoint_frequency=270)  # 270 = 30 Catch episodes: an episode boundary
+    run_dir = run_dir_of(tmp_path / "b")
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 270
+    resumed = dqn.main(dqn.Args(resume=str(run_dir)), make_env=make_catch_env).state_dict()
+    for name in uninterrupted:
+        assert torch.equal(uninterrupted[name], resumed[name]), name
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(dqn, tmp_path, monkeypatch):
+    real_save, calls = torch.save, []
+
+    def save_half_then_die(obj, path):
+        calls.append(path)
+        if len(calls) == 2:  # the second checkpoint: write part of the file, then die
+            open(path, "wb").write(b"PK\x03\x04 half a zip file")
+            raise MemoryError("killed mid-write")
+        real_save(obj, path)
+
+    monkeypatch.setattr(torch, "save", save_half_then_die)
+    with pytest.raises(MemoryError):
+        catch_run(dqn, tmp_path, checkpoint_frequency=150)
+    monkeypatch.setattr(torch, "save", real_save)
+    run_dir = run_dir_of(tmp_path)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 150
+    dqn.main(dqn.Args(resume=str(run_dir)), make_env=make_catch_env)
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 400
+
+
+def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(dqn, tmp_path):
+    flags = ["--total-timesteps", "2400", "--learning-starts", "1000", "--buffer-size", "2400",
+             "--checkpoint-frequency", "1400", "--eval-episodes", "1"]
+    process = subprocess.Popen(script_command(dqn, *flags), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not list(tmp_path.glob("runs/*/checkpoint.pt")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # let it log past the checkpoint: the resume must drop those points
+    process.kill()
+    process.wait()
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    result = run_script(dqn, tmp_path, "--resume", str(run_dir))
+    assert result.returncode == 0 and "resumed" in result.stdout and "lost" in result.stdout
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("losses/td_loss")]
+    # one point every 25 updates = 100 steps, from the first after learning starts to the end, none twice
+    assert steps == list(range(1100, 2401, 100))
+    assert events.Scalars("eval/episodic_return")[-1].step == 2400
+
+
+# ------------------------------------------------------------------ evaluation and videos
+class CountingQ(torch.nn.Module):
+    """Always prefers action 1 (FIRE) and counts how often it is asked."""
+
+    def __init__(self, n_actions=4):
+        super().__init__()
+        self.calls, self.n_actions = 0, n_actions
+
+    def forward(self, x):
+        self.calls += 1
+        return torch.eye(self.n_actions)[1].expand(len(x), -1)
+
+
+@pytest.fixture
+def counted_breakout(dqn):
+    """evaluate()'s make_env for Breakout, remembering the flags it was given and counting agent steps."""
+    made = []
+
+    def make(env_id, seed, idx, **kwargs):
+        env = gym.wrappers.RecordEpisodeStatistics(dqn.make_env(env_id, seed, idx, **kwargs)(), stats_key="counted")
+        made.append((kwargs, env))
+        return lambda: env
+
+    return make, made
+
+
+def test_evaluation_plays_full_games_with_the_eval_epsilon(dqn, counted_breakout):
+    make, made = counted_breakout
+    q_network = CountingQ()
+    returns = dqn.evaluate(q_network, make, "BreakoutNoFrameskip-v4", 0, 2, 0.25, torch.device("cpu"))
+    ((kwargs, env),) = made
+    assert kwargs["training"] is False and len(returns) == 2
+    assert env.unwrapped.ale.game_over()  # the second game ran to its end: all five lives
+    steps = sum(env.length_queue)
+    assert list(env.return_queue) == returns and steps > 300
+    assert q_network.calls / steps == pytest.approx(0.75, abs=0.08)  # greedy with probability 1 − ε
+
+
+def test_a_recorded_video_opens_with_opencv_and_has_one_frame_per_step(dqn, counted_breakout, tmp_path):
+    make, made = counted_breakout
+    path = str(tmp_path / "game.mp4")
+    dqn.evaluate(CountingQ(), make, "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
+    video = cv2.VideoCapture(path)
+    assert video.isOpened()
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == made[0][1].length_queue[0] + 1  # + the reset screen
+    assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (160, 210)
+
+
+def test_eval_only_prints_every_game_and_the_mean(dqn, tmp_path, capsys):
+    catch_run(dqn, tmp_path, save_model=True)
+    model_path = run_dir_of(tmp_path) / f"{dqn.Args().exp_name}.pt"
+    capsys.readouterr()
+    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(model_path), eval_episodes=4),
+             make_env=make_catch_env, runs_dir=tmp_path)
+    lines = capsys.readouterr().out.splitlines()
+    returns = [float(line.split("return ")[1]) for line in lines if line.startswith("eval game")]
+    assert len(returns) == 4 and set(returns) <= {-1.0, 1.0}
+    assert lines[-1].startswith(f"mean return over 4 games: {np.mean(returns):.2f}")
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(dqn, tmp_path, monkeypatch, capsys):
+    real_td_loss, calls = dqn.td_loss, []
+
+    def nan_after_150_updates(*args):
+        calls.append(1)
+        loss, q_sa = real_td_loss(*args)
+        return (loss * float("nan") if len(calls) > 150 else loss), q_sa
+
+    monkeypatch.setattr(dqn, "td_loss", nan_after_150_updates)
+    with pytest.raises(SystemExit) as stop:
+        catch_run(dqn, tmp_path, checkpoint_frequency=200)
+    assert stop.value.code == 1 and "TD loss became nan at step 251" in capsys.readouterr().err
+    saved = torch.load(run_dir_of(tmp_path) / "checkpoint.pt", weights_only=True)
+    assert saved["global_step"] == 200
+    assert all(torch.isfinite(w).all() for w in saved["q_network"].values())
+
+
+# ------------------------------------------------------------------ bad input
+BAD_FLAGS = [
+    ({"total_timesteps": 0}, "--total-timesteps 0"),
+    ({"num_envs": 0}, "--num-envs 0"),
+    ({"batch_size": -1}, "--batch-size -1"),
+    ({"buffer_size": 16}, "--buffer-size 16: smaller than --batch-size 32"),
+    ({"learning_starts": 10_000_000}, "--learning-starts 10000000"),
+    ({"tau": 0.0}, "--tau 0.0"),
+    ({"tau": 1.5}, "--tau 1.5"),
+    ({"gamma": 1.0}, "--gamma 1.0"),
+    ({"end_e": 0.5, "start_e": 0.2}, "--end-e 0.5: larger than --start-e 0.2"),
+    ({"eval_only": True}, "--eval-only needs --model-path"),
+    ({"eval_only": True, "model_path": "missing.pt"}, "--model-path missing.pt"),
+    ({"resume": "missing_run"}, "--resume missing_run"),
+    ({"resume": "corrupt.pt"}, "--resume corrupt.pt: not a readable checkpoint"),
+]
+
+
+@pytest.mark.parametrize("flags, message", BAD_FLAGS, ids=[m.split(":")[0] for _, m in BAD_FLAGS])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(dqn, tmp_path, monkeypatch, capsys, flags, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(dqn.Args(**flags), runs_dir=tmp_path / "runs")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1 and message in err
+    assert [p.name for p in tmp_path.iterdir()] == ["corrupt.pt"]
+
+
+def test_resume_refuses_a_changed_flag_that_defines_the_run(dqn, tmp_path, capsys):
+    catch_run(dqn, tmp_path, checkpoint_frequency=400, total_timesteps=400)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(dqn.Args(resume=str(run_dir_of(tmp_path)), gamma=0.5), make_env=make_catch_env)
+    assert stop.value.code == 2 and "--gamma 0.5: the checkpoint's run used 0.99" in capsys.readouterr().err
