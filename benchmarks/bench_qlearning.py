@@ -1,14 +1,17 @@
-"""Benchmark of qlearning_frozenlake.py: wall time to the optimum, and a 10-seed sweep of 8x8 slippery.
+"""Benchmark of qlearning_frozenlake.py: wall time to the optimum, and the full 10-seed learning sweep.
 
 Checks (exit status 1 when one is missed):
   1. FrozenLake 4x4 slippery, default flags, seed 1: V(π)/V* ≥ 0.99 within 15 s.
   2. FrozenLake 8x8 slippery with the README's flags, seed 1: V(π)/V* ≥ 0.99 within 60 s.
-  3. 8x8 slippery with the README's flags, seeds 1..10 (two processes): V(π)/V* ≥ 0.99 for every seed.
+  3. Seeds 1..10 of 4x4 slippery, 4x4 not slippery, Taxi-v4 (default flags) and 8x8 slippery (the README's flags):
+     V(π)/V* ≥ 0.99 for every seed, printed per seed. tests/test_qlearning.py keeps all of these but 8x8, of
+     which it runs seeds 1 and 2 only.
 The timed runs go one at a time, alone; the wall time is that of `main()` (training, exact scoring, TensorBoard,
 pictures), not of Python's start-up. Runs are written to a temporary folder and deleted.
 
-Run:  python benchmarks/bench_qlearning.py            (about 5 minutes on 2 cores)
-      python benchmarks/bench_qlearning.py --sweep-seeds 0   (the two timed runs only)
+Run:  python benchmarks/bench_qlearning.py                  (about 4 minutes, one process)
+      python benchmarks/bench_qlearning.py --workers 2      (the sweep on 2 processes)
+      python benchmarks/bench_qlearning.py --sweep-seeds 0  (the two timed runs only)
 """
 
 import contextlib
@@ -31,12 +34,16 @@ ql = load_script("qlearning_frozenlake")
 # The README's commands, as flags
 FOUR_BY_FOUR = dict()
 EIGHT_BY_EIGHT = dict(map_name="8x8", total_episodes=100_000)
+SWEEP = {"4x4 slippery": FOUR_BY_FOUR, "4x4 not slippery": dict(is_slippery=False), "Taxi-v4": dict(env_id="Taxi-v4"),
+         "8x8 slippery": EIGHT_BY_EIGHT}
 
 
 @dataclass
 class BenchArgs:
     sweep_seeds: int = 10
-    """how many seeds of the 8x8 sweep (0 skips it)"""
+    """how many seeds of every case of the sweep (0 skips it)"""
+    workers: int = 1
+    """processes for the sweep (1: one run at a time; don't share the cores with timings)"""
     max_seconds_4x4: float = 15.0
     """the wall-time goal for 4x4 slippery"""
     max_seconds_8x8: float = 60.0
@@ -67,15 +74,19 @@ def main(bench: BenchArgs) -> int:
                 failures.append(name)
         if bench.sweep_seeds > 0:
             seeds = list(range(1, bench.sweep_seeds + 1))
+            jobs = [(case, seed) for case in SWEEP for seed in seeds]
             start = time.perf_counter()
-            with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("fork")) as pool:
-                results = list(pool.map(run, [EIGHT_BY_EIGHT] * len(seeds), seeds, [runs_dir] * len(seeds)))
-            print(f"8x8 slippery sweep, {len(seeds)} seeds on 2 processes ({time.perf_counter() - start:.0f} s):")
-            for seed, (ratio, seconds, _) in zip(seeds, results):
+            if bench.workers > 1:
+                with ProcessPoolExecutor(max_workers=bench.workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    results = list(pool.map(run, [SWEEP[c] for c, _ in jobs], [s for _, s in jobs], [runs_dir] * len(jobs)))
+            else:
+                results = [run(SWEEP[case], seed, runs_dir) for case, seed in jobs]
+            print(f"sweep, {len(seeds)} seeds per case on {bench.workers} process(es) ({time.perf_counter() - start:.0f} s):")
+            for (case, seed), (ratio, seconds, _) in zip(jobs, results):
                 ok = ratio >= bench.min_value_ratio
-                print(f"  seed {seed:2d}: V(π)/V* {ratio:.6f}  wall {seconds:5.1f} s  {'ok' if ok else 'MISSED'}")
+                print(f"  {case:16s} seed {seed:2d}: V(π)/V* {ratio:.6f}  wall {seconds:5.1f} s  {'ok' if ok else 'MISSED'}")
                 if not ok:
-                    failures.append(f"8x8 seed {seed}")
+                    failures.append(f"{case} seed {seed}")
     print("all goals met" if not failures else f"missed: {', '.join(failures)}")
     return 1 if failures else 0
 
