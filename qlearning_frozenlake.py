@@ -738,8 +738,8 @@ def main(args: Args) -> Result:
         else:
             episode = args.total_episodes
         if interrupted:
-            print(f"\ninterrupted: stopped after episode {episode:,}, the one in progress at Ctrl-C; finishing the run "
-                  "with what was learned so far", flush=True)
+            print(f"\ninterrupted: the episode in progress at Ctrl-C was played to its end, so training stopped after "
+                  f"episode {episode:,} and nothing learned is lost; finishing the run with it", flush=True)
         if args.checkpoint_frequency and checkpoint_episode != episode:
             write_checkpoint(episode)
         if args.checkpoint_frequency:

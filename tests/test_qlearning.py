@@ -364,7 +364,7 @@ def test_ctrl_c_stops_after_the_episode_and_leaves_a_checkpoint_of_it(tmp_path, 
     assert (result.episodes, checkpoint["episode"]) == (1_000, 1_000)
     np.testing.assert_array_equal(checkpoint["q_table"], result.q_table)
     out = capsys.readouterr().out
-    assert "interrupted: stopped after episode 1,000" in out and f"--resume {result.run_dir}" in out
+    assert "training stopped after episode 1,000 and nothing learned is lost" in out and f"--resume {result.run_dir}" in out
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
 
 
