@@ -23,6 +23,8 @@ Run:
     python qlearning_frozenlake.py --map-name 8x8 --total-episodes 100000      # 8x8 slippery
     python qlearning_frozenlake.py --map-size 6 --map-seed 3 --no-is-slippery  # a random 6x6 map
     python qlearning_frozenlake.py --env-id Taxi-v4
+    python qlearning_frozenlake.py --checkpoint-frequency 5000      # Ctrl-C stops after the episode in progress,
+    python qlearning_frozenlake.py --resume runs/<run folder>       # ... and this continues the same run exactly
     tensorboard --logdir runs
 """
 
