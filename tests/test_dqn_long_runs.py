@@ -119,6 +119,15 @@ def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(
     assert events.Scalars("eval/episodic_return")[-1].step == 2400
 
 
+def test_the_update_count_depends_on_agent_steps_not_on_the_number_of_envs(dqn, tmp_path, monkeypatch):
+    real_td_loss, updates = dqn.td_loss, {}
+    for num_envs in (1, 4):
+        monkeypatch.setattr(dqn, "td_loss", lambda *args, n=num_envs: updates.update({n: updates.get(n, 0) + 1})
+                            or real_td_loss(*args))
+        catch_run(dqn, tmp_path / str(num_envs), num_envs=num_envs, train_frequency=4)
+    assert updates == {1: (400 - 100) // 4, 4: (400 - 100) // 4}
+
+
 # ------------------------------------------------------------------ evaluation and videos
 class CountingQ(torch.nn.Module):
     """Always prefers action 1 (FIRE) and counts how often it is asked."""
