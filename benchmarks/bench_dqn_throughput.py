@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers import load_script  # noqa: E402
 
 
-def per_call(fn, repeats: int, warmup: int = 5) -> float:
+def per_call(fn, repeats: int, warmup: int = 20) -> float:
     """Seconds per call of fn(), after a few warm-up calls."""
     for _ in range(warmup):
         fn()
@@ -65,7 +65,7 @@ def component_times(m, env_id: str, num_envs: int, device) -> dict:
         optimizer.step()
         loss.item()  # the training loop checks the loss for finiteness every update
 
-    times = {"t_env": t_env, "t_act": per_call(act, 300) / num_envs, "t_update": per_call(update, 100)}
+    times = {"t_env": t_env, "t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
     envs.close()
     return times
 
@@ -90,7 +90,7 @@ def main():
     parser.add_argument("--scripts", nargs="+", default=["dqn_atari", "double_dqn_atari"])
     parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
     parser.add_argument("--num-envs", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=3000, help="learning-phase steps of the real loop")
+    parser.add_argument("--steps", type=int, default=5000, help="learning-phase steps of the real loop")
     parser.add_argument("--min-ratio", type=float, default=0.9)
     options = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

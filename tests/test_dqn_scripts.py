@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -281,15 +282,18 @@ def test_it_learns_catch_from_pixels(dqn, tmp_path):
     assert np.mean(returns) >= 0.8  # uniformly random play: below 0
 
 
-def test_a_short_breakout_run_writes_every_tag_and_a_loadable_model(dqn, tmp_path):
-    args = dqn.Args(total_timesteps=1500, learning_starts=1000, buffer_size=2000, save_model=True)
+def test_a_short_breakout_run_writes_every_tag_a_video_and_a_loadable_model(dqn, tmp_path):
+    args = dqn.Args(total_timesteps=1500, learning_starts=1000, buffer_size=2000, save_model=True,
+                    capture_video=True, eval_episodes=1)
     dqn.main(args, runs_dir=tmp_path)
     (run_dir,) = tmp_path.iterdir()
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert {"charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS",
-            "losses/td_loss", "losses/q_values"} <= set(events.Tags()["scalars"])
+            "losses/td_loss", "losses/q_values", "eval/episodic_return"} <= set(events.Tags()["scalars"])
     assert "hyperparameters/text_summary" in events.Tags()["tensors"]
+    assert events.Images("videos/eval")[0].encoded_image_string.startswith(b"GIF8")
+    assert cv2.VideoCapture(str(run_dir / "videos" / "step-1500.mp4")).read()[0]
     assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     state_dict = torch.load(run_dir / f"{args.exp_name}.pt", weights_only=True)
     dqn.QNetwork(4).load_state_dict(state_dict)
