@@ -330,6 +330,8 @@ class ReplayBuffer:
     an episode's first frame repeats that frame, as gymnasium's FrameStackObservation pads at reset, so a stack
     never mixes two episodes. Memory: 84·84 + 7 = 7,063 bytes per slot."""
 
+    ARRAYS = ("frames", "actions", "rewards", "terminations", "first")
+
     def __init__(self, buffer_size: int, num_envs: int, device: torch.device, seed: int, frame_shape=(84, 84)):
         self.num_envs = num_envs
         self.capacity = buffer_size // num_envs  # slots per env stream
@@ -380,42 +382,41 @@ class ReplayBuffer:
         if len(done):
             self.start_episodes(next_obs, done)
 
-    def _stack_slots(self, envs, newest):
-        """Slot indices (B, 4) of the stacks ending at `newest`; before an episode's first frame it repeats."""
-        slots = np.empty((len(newest), 4), dtype=np.int64)
-        slots[:, 3] = newest
-        for k in (2, 1, 0):
+    def _transition_slots(self, envs, newest):
+        """Slot indices (B, 5) of the frames of the transitions at `newest`: obs = [:, :4], next_obs = [:, 1:].
+        Going back, a stack stops at an episode's first frame and repeats it."""
+        slots = np.empty((len(newest), 5), dtype=np.int64)
+        slots[:, 4] = newest
+        for k in (3, 2, 1, 0):
             later = slots[:, k + 1]
             slots[:, k] = np.where(self.first[envs, later], later, (later - 1) % self.capacity)
         return slots
 
     def sample(self, batch_size: int) -> ReplayBatch:
-        envs, newest = np.empty(0, np.int64), np.empty(0, np.int64)
+        """A uniform minibatch of complete transitions, their stacks rebuilt from the stored frames."""
+        envs, slots = np.empty(0, np.int64), np.empty((0, 5), np.int64)
         for _ in range(1000):
             e = self.rng.integers(self.num_envs, size=2 * batch_size)
             age = self.rng.integers(self.size[e])  # 0 = the newest slot of that stream
-            i = (self.pos[e] - 1 - age) % self.capacity
-            # the obs stack ends at i−1 and may reach back 3 more slots: all must be younger than the oldest
-            back = (i - self._stack_slots(e, (i - 1) % self.capacity)[:, 0]) % self.capacity
-            valid = ~self.first[e, i] & (age + back < self.size[e])
-            envs, newest = np.concatenate([envs, e[valid]]), np.concatenate([newest, i[valid]])
-            if len(newest) >= batch_size:
+            s = self._transition_slots(e, (self.pos[e] - 1 - age) % self.capacity)
+            # a transition ends at a slot that is no episode's start, and all its frames are younger than the oldest
+            back = (s[:, 4] - s[:, 0]) % self.capacity
+            valid = ~self.first[e, s[:, 4]] & (age + back < self.size[e])
+            envs, slots = np.concatenate([envs, e[valid]]), np.concatenate([slots, s[valid]])
+            if len(envs) >= batch_size:
                 break
         else:
             raise RuntimeError("the replay memory holds no complete transition yet")
-        envs, newest = envs[:batch_size], newest[:batch_size]
-        obs_slots = self._stack_slots(envs, (newest - 1) % self.capacity)
-        next_slots = self._stack_slots(envs, newest)
+        envs, slots = envs[:batch_size], slots[:batch_size]
+        newest = slots[:, 4]
         to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return ReplayBatch(
-            observations=to(self.frames[envs[:, None], obs_slots]),
+            observations=to(self.frames[envs[:, None], slots[:, :4]]),
             actions=to(self.actions[envs, newest].astype(np.int64)[:, None]),
-            next_observations=to(self.frames[envs[:, None], next_slots]),
+            next_observations=to(self.frames[envs[:, None], slots[:, 1:]]),
             rewards=to(self.rewards[envs, newest]),
             terminations=to(self.terminations[envs, newest].astype(np.float32)),
         )
-
-    ARRAYS = ("frames", "actions", "rewards", "terminations", "first")
 
     def state_dict(self) -> dict:
         """The written part of the memory as raw tensors (fast to save and to load), and the sampling RNG."""
