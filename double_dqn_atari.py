@@ -102,6 +102,8 @@ class Args:
     """the number of agent steps between two gradient updates"""
     loss: Literal["mse", "huber"] = "mse"
     """the TD loss: `mse` (CleanRL) or `huber` (the paper's TD error clipped to [-1, 1])"""
+    compile: bool = False
+    """if toggled, the TD loss and the greedy action run as torch.compile graphs (on CUDA with CUDA graphs)"""
 
     checkpoint_frequency: int = 0
     """agent steps between checkpoints (weights, optimizer, replay, RNGs) in the run folder; 0 = none"""
@@ -328,15 +330,18 @@ class ReplayBuffer:
     is the first frame of an episode, the transition that led to it: (action, reward, terminated). A transition
     at slot i is (stack ending at i−1, action, reward, stack ending at i, terminated). A stack reaching back past
     an episode's first frame repeats that frame, as gymnasium's FrameStackObservation pads at reset, so a stack
-    never mixes two episodes. Memory: 84·84 + 7 = 7,063 bytes per slot."""
+    never mixes two episodes. Memory: 84·84 + 7 = 7,063 bytes per slot.
+    The frames are a torch tensor on `storage`: on the GPU when they fit there (see `replay_storage`), so a
+    minibatch is gathered where the network runs and never copied from the host. The rest stays in numpy."""
 
     ARRAYS = ("frames", "actions", "rewards", "terminations", "first")
 
-    def __init__(self, buffer_size: int, num_envs: int, device: torch.device, seed: int, frame_shape=(84, 84)):
+    def __init__(self, buffer_size: int, num_envs: int, device: torch.device, seed: int, frame_shape=(84, 84),
+                 storage=torch.device("cpu")):
         self.num_envs = num_envs
         self.capacity = buffer_size // num_envs  # slots per env stream
         shape = (num_envs, self.capacity)
-        self.frames = np.zeros(shape + frame_shape, dtype=np.uint8)
+        self.frames = torch.zeros(shape + frame_shape, dtype=torch.uint8, device=storage)
         self.actions = np.zeros(shape, dtype=np.uint8)
         self.rewards = np.zeros(shape, dtype=np.float32)
         self.terminations = np.zeros(shape, dtype=bool)
@@ -353,7 +358,7 @@ class ReplayBuffer:
 
     def _write(self, envs, frames, actions, rewards, terminations, first: bool):
         slots = self.pos[envs]
-        self.frames[envs, slots] = frames
+        self.frames[torch.from_numpy(envs), torch.from_numpy(slots)] = torch.from_numpy(frames).to(self.frames.device)
         self.actions[envs, slots] = actions
         self.rewards[envs, slots] = rewards
         self.terminations[envs, slots] = terminations
@@ -409,11 +414,14 @@ class ReplayBuffer:
             raise RuntimeError("the replay memory holds no complete transition yet")
         envs, slots = envs[:batch_size], slots[:batch_size]
         newest = slots[:, 4]
-        to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        to = lambda a, device=self.device: torch.from_numpy(a).to(device)  # noqa: E731
+        rows = self.frames.flatten(0, 1)  # one row per slot; the gather runs where the frames are (GPU or host)
+        stacks = rows.index_select(0, to(envs[:, None] * self.capacity + slots, rows.device).flatten())
+        stacks = stacks.unflatten(0, slots.shape).to(self.device)  # (B, 5, 84, 84)
         return ReplayBatch(
-            observations=to(self.frames[envs[:, None], slots[:, :4]]),
+            observations=stacks[:, :4],
             actions=to(self.actions[envs, newest].astype(np.int64)[:, None]),
-            next_observations=to(self.frames[envs[:, None], slots[:, 1:]]),
+            next_observations=stacks[:, 1:],
             rewards=to(self.rewards[envs, newest]),
             terminations=to(self.terminations[envs, newest].astype(np.float32)),
         )
@@ -422,14 +430,16 @@ class ReplayBuffer:
         """The written part of the memory as raw tensors (fast to save and to load), and the sampling RNG."""
         written = int(self.size.max())
         state = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)[:, :written]))
-                 for name in self.ARRAYS}
+                 for name in self.ARRAYS if name != "frames"}
+        state["frames"] = self.frames[:, :written].to("cpu", copy=True) if self.frames.is_cuda else \
+            torch.from_numpy(np.ascontiguousarray(self.frames.numpy()[:, :written]))  # no copy of a full memory
         return state | {"pos": torch.from_numpy(self.pos), "size": torch.from_numpy(self.size),
                         "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict):
         written = state["frames"].shape[1]
         for name in self.ARRAYS:
-            getattr(self, name)[:, :written] = state[name].numpy()
+            getattr(self, name)[:, :written] = state[name] if name == "frames" else state[name].numpy()
         self.pos[:], self.size[:] = state["pos"].numpy(), state["size"].numpy()
         self.rng.bit_generator.state = state["rng"]
 
@@ -446,9 +456,18 @@ def available_memory_bytes() -> int:
     return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def check_replay_fits(buffer_size: int):
-    """Refuse at once, rather than be killed hours later when the memory has filled up."""
-    needed, available = ReplayBuffer.nbytes_for(buffer_size), available_memory_bytes()
+def replay_storage(buffer_size: int, device: torch.device) -> torch.device:
+    """Where the replay frames live: on the GPU when they take at most 80% of its free memory (the rest is for
+    the networks and their workspace), else in host memory."""
+    if device.type == "cuda" and buffer_size * 84 * 84 <= 0.8 * torch.cuda.mem_get_info(device)[0]:
+        return device
+    return torch.device("cpu")
+
+
+def check_replay_fits(buffer_size: int, storage: torch.device):
+    """Refuse at once, rather than be killed hours later when the host memory has filled up."""
+    frames_elsewhere = buffer_size * 84 * 84 if storage.type == "cuda" else 0
+    needed, available = ReplayBuffer.nbytes_for(buffer_size) - frames_elsewhere, available_memory_bytes()
     if needed > 0.9 * available:
         fail(f"--buffer-size {buffer_size} needs {needed / 2**30:.1f} GiB of replay memory but only "
              f"{available / 2**30:.1f} GiB is available; lower --buffer-size")
@@ -629,19 +648,23 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
               (f" (videos in {os.path.dirname(video_paths[0])})" if video_paths else ""))
         return q_network
 
-    check_replay_fits(args.buffer_size)
+    storage = replay_storage(args.buffer_size, device)
+    check_replay_fits(args.buffer_size, storage)
     envs = gym.vector.SyncVectorEnv(
         [make_env(args.env_id, args.seed, i) for i in range(args.num_envs)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,  # no transition crosses an episode boundary
     )
     assert isinstance(envs.single_action_space, gym.spaces.Discrete), "only discrete action spaces are supported"
     envs.action_space.seed(args.seed)
-    rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed)
+    rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed, storage=storage)
 
     q_network = QNetwork(envs.single_action_space.n).to(device)
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate)
+    # on CUDA, Adam's fused kernel: the same update in one launch instead of one per parameter and operation
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=device.type == "cuda")
     target_network = QNetwork(envs.single_action_space.n).to(device)
     target_network.load_state_dict(q_network.state_dict())
+    compiled = lambda f: torch.compile(f, mode="reduce-overhead" if device.type == "cuda" else None)  # noqa: E731
+    policy, loss_of = (compiled(q_network), compiled(td_loss)) if args.compile else (q_network, td_loss)
 
     rng = np.random.default_rng(args.seed)
     recent_returns = deque(maxlen=20)
@@ -669,7 +692,7 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
     writer = SummaryWriter(run_dir, purge_step=global_step + 1 if global_step else None)
     if global_step == 0:
         log_hyperparameters(writer, args)
-    print(f"run folder: {run_dir}  (device: {device})")
+    print(f"run folder: {run_dir}  (device: {device}, replay frames on: {storage})")
 
     checkpoint_step = None  # the step of the last checkpoint this process wrote
 
@@ -724,7 +747,7 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
             greedy = rng.random(args.num_envs) >= epsilon
             if greedy.any():
                 with torch.no_grad():
-                    q_values = q_network(torch.from_numpy(obs).to(device))
+                    q_values = policy(torch.from_numpy(obs).to(device))
                 actions = np.where(greedy, q_values.argmax(dim=1).cpu().numpy(), actions)
 
             # a checkpoint keeps the env RNGs as they are before the step, so a resumed run replays its resets
@@ -745,7 +768,7 @@ def main(args: Args, make_env=make_env, runs_dir: str = "runs"):
             # one gradient update per `train_frequency` agent steps, summed over the envs
             while num_updates < max(0, global_step - args.learning_starts) // args.train_frequency:
                 data = rb.sample(args.batch_size)
-                loss, q_sa = td_loss(q_network, target_network, data, args.gamma, args.loss)
+                loss, q_sa = loss_of(q_network, target_network, data, args.gamma, args.loss)
                 if not torch.isfinite(loss):
                     print(f"error: the TD loss became {loss.item()} at step {global_step:,}; training stopped "
                           "before the weights were touched (lower --learning-rate?)", file=sys.stderr)

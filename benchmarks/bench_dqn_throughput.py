@@ -5,16 +5,23 @@ action, and of one env step through the full Atari pipeline; the compute bound t
 1 / (t_update / train_frequency + t_act + t_env); and the learning-phase SPS of the script's real training loop
 over a few thousand steps. Prints a table and exits 1 when SPS / bound is below --min-ratio.
 
+Two more figures, for the record: the update time when the replay holds --large-memory transitions (sampling
+gets slower as the memory outgrows the caches), and the env time of ale-py's C++ `AtariVectorEnv` in place of
+the scripts' gymnasium `SyncVectorEnv`, with the bound it would give.
+
     python benchmarks/bench_dqn_throughput.py                       # both scripts, 1 env
     python benchmarks/bench_dqn_throughput.py --num-envs 8 --scripts dqn_atari
+    python benchmarks/bench_dqn_throughput.py --compile             # the scripts' --compile
 """
 
 import argparse
+import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -32,48 +39,75 @@ def per_call(fn, repeats: int, warmup: int = 20) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def component_times(m, env_id: str, num_envs: int, device) -> dict:
-    """t_env (per agent step), t_act (per agent step) and t_update (per update) with the script's own pieces."""
-    import gymnasium as gym
-
-    envs = gym.vector.SyncVectorEnv([m.make_env(env_id, 0, i) for i in range(num_envs)],
-                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-    rb = m.ReplayBuffer(10_000, num_envs, device, seed=0)
+def env_time(envs, rb, num_envs: int) -> float:
+    """Seconds per agent step of stepping `envs` with random actions and storing the transitions in `rb`."""
     obs, _ = envs.reset(seed=0)
     rb.start_episodes(obs)
-    state = {"obs": obs}
 
     def env_step():
         next_obs, rewards, terminations, truncations, infos = envs.step(envs.action_space.sample())
         rb.add(next_obs, envs.action_space.sample(), rewards, terminations, truncations, infos)
-        state["obs"] = next_obs
 
-    t_env = per_call(env_step, 2000 // num_envs) / num_envs  # stepping and storing, per agent step
-    q_network = m.QNetwork(envs.single_action_space.n).to(device)
-    target_network = m.QNetwork(envs.single_action_space.n).to(device)
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
+    t_env = per_call(env_step, 2000 // num_envs) / num_envs
+    envs.close()
+    return t_env
+
+
+def ale_vector_env(env_id: str, num_envs: int):
+    """ale-py's threaded C++ vector env with the closest settings to the scripts' pipeline (its semantics
+    differ: see the README), e.g. BreakoutNoFrameskip-v4 -> the ROM "breakout"."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    game = re.sub(r"(?<!^)(?=[A-Z])", "_", env_id.removesuffix("NoFrameskip-v4")).lower()
+    return AtariVectorEnv(game, num_envs, episodic_life=True, autoreset_mode="SameStep")
+
+
+def component_times(m, env_id: str, num_envs: int, device, large_memory: int, compile: bool) -> dict:
+    """t_env (per agent step), t_act (per agent step) and t_update (per update) with the script's own pieces,
+    set up as its main() sets them up; t_update_large with --large-memory transitions in the replay."""
+    import gymnasium as gym
+
+    envs = gym.vector.SyncVectorEnv([m.make_env(env_id, 0, i) for i in range(num_envs)],
+                                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    n_actions = envs.single_action_space.n
+    rb = m.ReplayBuffer(10_000, num_envs, device, seed=0, storage=m.replay_storage(10_000, device))
+    times = {"t_env": env_time(envs, rb, num_envs)}
+    times["t_env_ale"] = env_time(ale_vector_env(env_id, num_envs), rb, num_envs)
+    q_network = m.QNetwork(n_actions).to(device)
+    target_network = m.QNetwork(n_actions).to(device)
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4, fused=device.type == "cuda")
+    compiled = lambda f: torch.compile(f, mode="reduce-overhead" if device.type == "cuda" else None)  # noqa: E731
+    policy, loss_of = (compiled(q_network), compiled(m.td_loss)) if compile else (q_network, m.td_loss)
+    obs = torch.from_numpy(rb.sample(num_envs).next_observations.cpu().numpy())  # a batch of real stacks
 
     def act():
         with torch.no_grad():
-            q_network(torch.from_numpy(state["obs"]).to(device)).argmax(dim=1).cpu().numpy()
+            policy(obs.to(device)).argmax(dim=1).cpu().numpy()
 
     def update():
-        loss, _ = m.td_loss(q_network, target_network, rb.sample(32), 0.99, "mse")
+        loss, _ = loss_of(q_network, target_network, rb.sample(32), 0.99, "mse")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         loss.item()  # the training loop checks the loss for finiteness every update
 
-    times = {"t_env": t_env, "t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
-    envs.close()
+    times |= {"t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
+    # a large memory: the frames of the real transitions, repeated (sampling cost depends on size, not content)
+    rb = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
+    no = np.zeros(num_envs, bool)
+    rb.start_episodes(obs.numpy())
+    for _ in range(large_memory // num_envs):
+        rb.add(obs.numpy(), np.zeros(num_envs, np.int64), np.zeros(num_envs, np.float32), no, no, {})
+    times["t_update_large"] = per_call(update, 300)
     return times
 
 
-def learning_phase_sps(m, env_id: str, num_envs: int, steps: int) -> float:
+def learning_phase_sps(m, env_id: str, num_envs: int, steps: int, compile: bool) -> float:
     """SPS of the script's main() after learning starts, from the wall times of its charts/SPS points."""
     learning_starts = 2000
     args = m.Args(env_id=env_id, num_envs=num_envs, total_timesteps=learning_starts + steps,
-                  learning_starts=learning_starts, buffer_size=learning_starts + steps, eval_episodes=1)
+                  learning_starts=learning_starts, buffer_size=learning_starts + steps, eval_episodes=1,
+                  compile=compile)
     with tempfile.TemporaryDirectory() as runs_dir:
         m.main(args, runs_dir=runs_dir)
         (run_dir,) = Path(runs_dir).iterdir()
@@ -91,22 +125,27 @@ def main():
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5000, help="learning-phase steps of the real loop")
     parser.add_argument("--min-ratio", type=float, default=0.9)
+    parser.add_argument("--large-memory", type=int, default=200_000, help="replay size of the t_update_large figure")
+    parser.add_argument("--compile", action="store_true", help="time the scripts with their --compile")
     options = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; env {options.env_id}; {options.num_envs} env(s); train_frequency 4; batch 32")
+    print(f"device: {name}; env {options.env_id}; {options.num_envs} env(s); train_frequency 4; batch 32"
+          f"{'; --compile' if options.compile else ''}")
     print(f"{'script':<18}{'t_update ms':>12}{'t_act ms':>10}{'t_env ms':>10}{'bound SPS':>11}{'loop SPS':>10}"
-          f"{'ratio':>7}")
+          f"{'ratio':>7}  | {'t_update ms, ' + f'{options.large_memory:,} in replay':>30}"
+          f"{'t_env ms, AtariVectorEnv':>26}{'its bound':>11}")
     failed = False
     for script in options.scripts:
         m = load_script(script)
-        times = component_times(m, options.env_id, options.num_envs, device)
-        bound = 1 / (times["t_update"] / 4 + times["t_act"] + times["t_env"])
-        sps = learning_phase_sps(m, options.env_id, options.num_envs, options.steps)
+        t = component_times(m, options.env_id, options.num_envs, device, options.large_memory, options.compile)
+        bound, ale_bound = (1 / (t["t_update"] / 4 + t["t_act"] + t[env]) for env in ("t_env", "t_env_ale"))
+        sps = learning_phase_sps(m, options.env_id, options.num_envs, options.steps, options.compile)
         ratio = sps / bound
         failed |= ratio < options.min_ratio
-        print(f"{script:<18}{1e3 * times['t_update']:>12.2f}{1e3 * times['t_act']:>10.3f}"
-              f"{1e3 * times['t_env']:>10.3f}{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}")
+        print(f"{script:<18}{1e3 * t['t_update']:>12.2f}{1e3 * t['t_act']:>10.3f}{1e3 * t['t_env']:>10.3f}"
+              f"{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}  | {1e3 * t['t_update_large']:>30.2f}"
+              f"{1e3 * t['t_env_ale']:>26.3f}{ale_bound:>11.0f}")
     print("FAIL" if failed else "ok", f"(goal: SPS / bound >= {options.min_ratio})")
     return 1 if failed else 0
 

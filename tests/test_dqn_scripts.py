@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fixture_envs import RandomFrames, make_catch_env
-from helpers import ROOT
+from helpers import ROOT, load_script
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 FIRE = 1  # in Breakout's and SpaceInvaders' minimal action sets
@@ -212,6 +212,21 @@ def test_replay_takes_at_most_7100_bytes_per_transition(dqn):
     assert sum(a.nbytes for a in arrays) == dqn.ReplayBuffer.nbytes_for(1000) <= 7100 * 1000
 
 
+def test_replay_frames_go_to_the_gpu_only_when_they_fit(dqn, monkeypatch):
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * 2**30, 80 * 2**30))  # 10 GiB free
+    assert dqn.replay_storage(1_000_000, cuda) == cuda  # 7.06 GB of frames ≤ 80% of 10 GiB
+    assert dqn.replay_storage(1_300_000, cuda) == cpu  # 9.17 GB > 80% of 10 GiB
+    assert dqn.replay_storage(1_000_000, cpu) == cpu
+
+
+def test_the_host_memory_check_leaves_out_frames_kept_on_the_gpu(dqn, monkeypatch):
+    monkeypatch.setattr(dqn, "available_memory_bytes", lambda: 2**30)
+    dqn.check_replay_fits(1_000_000, torch.device("cuda"))  # 7 MB of actions, rewards and flags on the host
+    with pytest.raises(SystemExit):
+        dqn.check_replay_fits(1_000_000, torch.device("cpu"))  # 7.06 GB
+
+
 # ------------------------------------------------------------------ learning rules
 class FixedQ(torch.nn.Module):
     """A 'network' whose Q-values are rows of a table, chosen by the first pixel of the observation."""
@@ -275,11 +290,34 @@ def test_a_seeded_cpu_run_is_reproducible(dqn, tmp_path):
 
 
 @pytest.mark.slow
-def test_it_learns_catch_from_pixels(dqn, tmp_path):
-    q_network = dqn.main(catch_args(dqn, 3000), make_env=make_catch_env, runs_dir=tmp_path)
+def test_compile_trains_the_same_weights_as_eager(dqn, tmp_path, monkeypatch):
+    compiled, real_compile = [], torch.compile
+    monkeypatch.setattr(torch, "compile", lambda f, **kw: compiled.append(f) or real_compile(f, **kw))
+    eager, graphs = (dqn.main(catch_args(dqn, 600, compile=c), make_env=make_catch_env, runs_dir=tmp_path / str(c))
+                     for c in (False, True))
+    assert len(compiled) == 2 and dqn.td_loss in compiled  # the greedy action and the TD loss (100 updates)
+    for a, b in zip(eager.state_dict().values(), graphs.state_dict().values()):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)  # the same arithmetic, summed in another order
+
+
+def assert_learns_catch(dqn, tmp_path, total_timesteps, **overrides):
+    q_network = dqn.main(catch_args(dqn, total_timesteps, **overrides), make_env=make_catch_env, runs_dir=tmp_path)
     returns = dqn.evaluate(q_network, make_catch_env, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
                            device=torch.device("cpu"))
     assert np.mean(returns) >= 0.8  # uniformly random play: below 0
+
+
+@pytest.mark.slow
+def test_it_learns_catch_from_pixels(dqn, tmp_path):
+    assert_learns_catch(dqn, tmp_path, 3000)
+
+
+@pytest.mark.slow
+def test_it_learns_catch_from_pixels_with_4_envs(tmp_path):
+    """With 4 envs, 3,000 steps were not enough (greedy means 0.44–1.0 on seeds 1–2 of the two scripts); 4,000
+    gave 0.84–1.0. The two scripts run this loop line for line, so DQN stands for both here, which keeps CI under
+    15 minutes (Double DQN, run by hand with these flags: 0.84 and 1.0 on seeds 1 and 2)."""
+    assert_learns_catch(load_script("dqn_atari"), tmp_path, 4000, num_envs=4)
 
 
 def test_a_short_breakout_run_writes_every_tag_a_video_and_a_loadable_model(dqn, tmp_path):
