@@ -569,7 +569,7 @@ def format_duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------------------
 CHECKPOINT = "checkpoint.pt"
 CHANGEABLE_ON_RESUME = {"total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_epsilon",
-                        "capture_video", "save_model", "resume", "cuda", "track", "upload_model"}
+                        "capture_video", "save_model", "resume", "cuda", "compile", "track", "upload_model"}
 
 
 def save_checkpoint(state: dict, path: str):
