@@ -349,9 +349,14 @@ class ReplayBuffer:
         self.rng = np.random.default_rng(seed)
 
     @staticmethod
+    def frame_nbytes_for(buffer_size: int, frame_shape=(84, 84)) -> int:
+        """The bytes the frames of a memory of `buffer_size` transitions take (the part that may be on the GPU)."""
+        return buffer_size * int(np.prod(frame_shape))
+
+    @staticmethod
     def nbytes_for(buffer_size: int, frame_shape=(84, 84)) -> int:
-        """The bytes the arrays of a memory of `buffer_size` transitions take."""
-        return buffer_size * (int(np.prod(frame_shape)) + 1 + 4 + 1 + 1)
+        """The bytes all the arrays of a memory of `buffer_size` transitions take."""
+        return ReplayBuffer.frame_nbytes_for(buffer_size, frame_shape) + buffer_size * (1 + 4 + 1 + 1)
 
     def _write(self, envs, frames, actions, rewards, terminations, first: bool):
         slots = self.pos[envs]
@@ -411,10 +416,10 @@ class ReplayBuffer:
             raise RuntimeError("the replay memory holds no complete transition yet")
         envs, slots = envs[:batch_size], slots[:batch_size]
         newest = slots[:, 4]
-        to = lambda a, device=self.device: torch.from_numpy(a).to(device)  # noqa: E731
+        to = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         rows = self.frames.flatten(0, 1)  # one row per slot; the gather runs where the frames are (GPU or host)
-        stacks = rows.index_select(0, to(envs[:, None] * self.capacity + slots, rows.device).flatten())
-        stacks = stacks.unflatten(0, slots.shape).to(self.device)  # (B, 5, 84, 84)
+        index = torch.from_numpy(envs[:, None] * self.capacity + slots).flatten().to(rows.device)
+        stacks = rows.index_select(0, index).unflatten(0, slots.shape).to(self.device)  # (B, 5, 84, 84)
         return ReplayBatch(
             observations=stacks[:, :4],
             actions=to(self.actions[envs, newest].astype(np.int64)[:, None]),
@@ -428,15 +433,15 @@ class ReplayBuffer:
         written = int(self.size.max())
         state = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)[:, :written]))
                  for name in self.ARRAYS if name != "frames"}
-        state["frames"] = self.frames[:, :written].to("cpu", copy=True) if self.frames.is_cuda else \
-            torch.from_numpy(np.ascontiguousarray(self.frames.numpy()[:, :written]))  # no copy of a full memory
+        frames = self.frames[:, :written]  # from the GPU: a compact copy; on the host: no copy of a full memory
+        state["frames"] = frames.cpu() if frames.is_cuda else torch.from_numpy(np.ascontiguousarray(frames.numpy()))
         return state | {"pos": torch.from_numpy(self.pos), "size": torch.from_numpy(self.size),
                         "rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict):
         written = state["frames"].shape[1]
         for name in self.ARRAYS:
-            getattr(self, name)[:, :written] = state[name] if name == "frames" else state[name].numpy()
+            getattr(self, name)[:, :written] = state[name]
         self.pos[:], self.size[:] = state["pos"].numpy(), state["size"].numpy()
         self.rng.bit_generator.state = state["rng"]
 
@@ -456,14 +461,14 @@ def available_memory_bytes() -> int:
 def replay_storage(buffer_size: int, device: torch.device) -> torch.device:
     """Where the replay frames live: on the GPU when they take at most 80% of its free memory (the rest is for
     the networks and their workspace), else in host memory."""
-    if device.type == "cuda" and buffer_size * 84 * 84 <= 0.8 * torch.cuda.mem_get_info(device)[0]:
+    if device.type == "cuda" and ReplayBuffer.frame_nbytes_for(buffer_size) <= 0.8 * torch.cuda.mem_get_info(device)[0]:
         return device
     return torch.device("cpu")
 
 
 def check_replay_fits(buffer_size: int, storage: torch.device):
     """Refuse at once, rather than be killed hours later when the host memory has filled up."""
-    frames_elsewhere = buffer_size * 84 * 84 if storage.type == "cuda" else 0
+    frames_elsewhere = ReplayBuffer.frame_nbytes_for(buffer_size) if storage.type == "cuda" else 0
     needed, available = ReplayBuffer.nbytes_for(buffer_size) - frames_elsewhere, available_memory_bytes()
     if needed > 0.9 * available:
         fail(f"--buffer-size {buffer_size} needs {needed / 2**30:.1f} GiB of replay memory but only "

@@ -64,7 +64,8 @@ def ale_vector_env(env_id: str, num_envs: int):
 
 def component_times(m, env_id: str, num_envs: int, device, large_memory: int, compile: bool) -> dict:
     """t_env (per agent step), t_act (per agent step) and t_update (per update) with the script's own pieces,
-    set up as its main() sets them up; t_update_large with --large-memory transitions in the replay."""
+    set up as its main() sets them up; t_env_ale with AtariVectorEnv in place of the script's envs;
+    t_update_large with --large-memory transitions in the replay."""
     import gymnasium as gym
 
     envs = gym.vector.SyncVectorEnv([m.make_env(env_id, 0, i) for i in range(num_envs)],
@@ -78,7 +79,7 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4, fused=device.type == "cuda")
     compiled = lambda f: torch.compile(f, mode="reduce-overhead" if device.type == "cuda" else None)  # noqa: E731
     policy, loss_of = (compiled(q_network), compiled(m.td_loss)) if compile else (q_network, m.td_loss)
-    obs = torch.from_numpy(rb.sample(num_envs).next_observations.cpu().numpy())  # a batch of real stacks
+    obs = rb.sample(num_envs).next_observations.cpu()  # a batch of real stacks
 
     def act():
         with torch.no_grad():
