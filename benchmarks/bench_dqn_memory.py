@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers import load_script  # noqa: E402
+from helpers import load_script, step_and_store  # noqa: E402
 
 
 def main():
@@ -34,10 +33,9 @@ def main():
     q_network, target_network = m.QNetwork(envs.single_action_space.n), m.QNetwork(envs.single_action_space.n)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
     obs, _ = envs.reset(seed=0)
-    rb.start_episodes(obs)
+    rb.start_episodes()
     for step in range(options.transitions):
-        next_obs, rewards, terminations, truncations, infos = envs.step(envs.action_space.sample())
-        rb.add(next_obs, np.zeros(1, np.int64), rewards, terminations, truncations, infos)
+        obs = step_and_store(envs, rb, obs, envs.action_space.sample())
         if step % 20_000 == 1_000:
             loss, _ = m.td_loss(q_network, target_network, rb.sample(32), 0.99, "mse")
             optimizer.zero_grad()

@@ -26,7 +26,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from helpers import load_script  # noqa: E402
+from helpers import load_script, step_and_store  # noqa: E402
 
 
 def per_call(fn, repeats: int, warmup: int = 20) -> float:
@@ -42,13 +42,12 @@ def per_call(fn, repeats: int, warmup: int = 20) -> float:
 def env_time(envs, rb, num_envs: int) -> float:
     """Seconds per agent step of stepping `envs` with random actions and storing the transitions in `rb`."""
     obs, _ = envs.reset(seed=0)
-    rb.start_episodes(obs)
-
-    def env_step():
-        next_obs, rewards, terminations, truncations, infos = envs.step(envs.action_space.sample())
-        rb.add(next_obs, envs.action_space.sample(), rewards, terminations, truncations, infos)
-
-    t_env = per_call(env_step, 2000 // num_envs) / num_envs
+    rb.start_episodes()
+    steps = 2000 // num_envs
+    start = time.perf_counter()
+    for _ in range(steps):
+        obs = step_and_store(envs, rb, obs, envs.action_space.sample())
+    t_env = (time.perf_counter() - start) / steps / num_envs
     envs.close()
     return t_env
 
@@ -95,10 +94,10 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
     times |= {"t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
     # a large memory: the frames of the real transitions, repeated (sampling cost depends on size, not content)
     rb = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
-    no = np.zeros(num_envs, bool)
-    rb.start_episodes(obs.numpy())
+    stacks, zeros = obs.numpy(), np.zeros(num_envs, np.int64)
+    rb.start_episodes()
     for _ in range(large_memory // num_envs):
-        rb.add(obs.numpy(), np.zeros(num_envs, np.int64), np.zeros(num_envs, np.float32), no, no, {})
+        rb.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
     times["t_update_large"] = per_call(update, 300)
     return times
 

@@ -4,6 +4,8 @@ import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -16,3 +18,15 @@ def load_script(name: str):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def step_and_store(envs, rb, obs, actions):
+    """One step of a DQN script's training loop without the learning: step the vector env (same-step autoreset)
+    and store the transitions in the replay memory `rb` as train() does. Returns the next observations."""
+    next_obs, rewards, terminations, truncations, infos = envs.step(actions)
+    real_next_obs = next_obs.copy()
+    for env in np.flatnonzero(terminations | truncations):
+        real_next_obs[env] = infos["final_obs"][env]
+    rb.add(obs, real_next_obs, actions, rewards, terminations)
+    rb.start_episodes(where=terminations | truncations)
+    return next_obs

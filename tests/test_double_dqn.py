@@ -1,5 +1,9 @@
 """What makes Double DQN different: the online network picks the next action, the target network values it."""
 
+import ast
+import difflib
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +11,31 @@ from helpers import load_script
 from test_dqn_scripts import FixedQ, batch_of
 
 dqn, double_dqn = load_script("dqn_atari"), load_script("double_dqn_atari")
+
+
+def lines_allowed_to_differ(source: str) -> set[int]:
+    """Line numbers (1-based) of the module docstring (the idea, the run examples), of td_target, and of the
+    lines of td_loss that call td_target: where Double DQN may differ from DQN."""
+    tree = ast.parse(source)
+    functions = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)}
+    docstring, target = tree.body[0], functions["td_target"]
+    calls = {node.lineno for node in ast.walk(functions["td_loss"])
+             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "td_target"}
+    return set(range(docstring.lineno, docstring.end_lineno + 1)) | set(range(target.lineno, target.end_lineno + 1)) \
+        | calls
+
+
+def test_the_two_scripts_differ_only_in_the_docstring_and_the_double_dqn_target():
+    sources = [Path(script.__file__).read_text() for script in (dqn, double_dqn)]
+    (a, allowed_a), (b, allowed_b) = ((s.splitlines(), lines_allowed_to_differ(s)) for s in sources)
+    differing = 0
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        differing += (i2 - i1) + (j2 - j1)
+        assert set(range(i1 + 1, i2 + 1)) <= allowed_a, f"dqn_atari.py lines {i1 + 1}-{i2} differ: {a[i1:i2]}"
+        assert set(range(j1 + 1, j2 + 1)) <= allowed_b, f"double_dqn_atari.py lines {j1 + 1}-{j2} differ: {b[j1:j2]}"
+    assert 0 < differing <= 40
 
 
 def test_double_dqn_target_values_the_online_networks_action_with_the_target_network():

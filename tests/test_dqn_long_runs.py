@@ -30,8 +30,8 @@ def interrupt_at_first_checkpoint(dqn, monkeypatch):
     """Make the run stop, as after Ctrl-C, right after it has written its first checkpoint."""
     real_save = dqn.save_checkpoint
 
-    def save_then_interrupt(state, path):
-        real_save(state, path)
+    def save_then_interrupt(*args):
+        real_save(*args)
         monkeypatch.setattr(dqn, "save_checkpoint", real_save)
         signal.raise_signal(signal.SIGINT)
 
@@ -216,7 +216,7 @@ BAD_FLAGS = [
     ({"tau": 1.5}, "--tau 1.5"),
     ({"gamma": 1.0}, "--gamma 1.0"),
     ({"end_e": 0.5, "start_e": 0.2}, "--end-e 0.5: larger than --start-e 0.2"),
-    ({"eval_only": True}, "--eval-only needs --model-path"),
+    ({"eval_only": True}, "--model-path None: --eval-only needs one"),
     ({"eval_only": True, "model_path": "missing.pt"}, "--model-path missing.pt"),
     ({"resume": "missing_run"}, "--resume missing_run"),
     ({"resume": "corrupt.pt"}, "--resume corrupt.pt: not a readable checkpoint"),
