@@ -138,9 +138,12 @@ class QNetwork(nn.Module):
             nn.ReLU(),
             nn.Linear(512, n_actions),
         )
+        # channels_last (N, H, W, C in memory) for the weights and the input: the layout in which the convolution
+        # kernels of CPU (oneDNN) and GPU (cuDNN) run fastest. The same numbers, stored in another order.
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        return self.network(x / 255.0)
+        return self.network(x.contiguous(memory_format=torch.channels_last) / 255.0)
 
 
 # ---- Learning rules ---------------------------------------------------------------------------------------------
@@ -315,8 +318,8 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
     rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed, replay_storage(args.buffer_size, device))
 
     q_network = QNetwork(n_actions).to(device)
-    # on CUDA, Adam's fused kernel: the same update in one launch instead of one per parameter and operation
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=device.type == "cuda")
+    # Adam's fused kernel (CPU and CUDA): the same update in one pass instead of ~10 elementwise operations
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=args.learning_rate, fused=True)
     target_network = QNetwork(n_actions).to(device)
     target_network.load_state_dict(q_network.state_dict())
     policy, loss_fn = q_network, td_loss

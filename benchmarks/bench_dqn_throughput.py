@@ -3,7 +3,12 @@
 Measures, for each script: the time of one gradient update (sampling a batch of 32 included), of one greedy
 action, and of one env step through the full Atari pipeline; the compute bound they imply,
 1 / (t_update / train_frequency + t_act + t_env); and the learning-phase SPS of the script's real training loop
-over a few thousand steps. Prints a table and exits 1 when SPS / bound is below --min-ratio.
+over a few thousand steps. Prints a table and exits 1 when SPS / bound is below --min-ratio or an update takes
+longer than --max-update-ms.
+
+The distance to the physical limit: the update's FLOP, counted by torch's FlopCounterMode from the operations that
+really run (convolutions and matrix products, forward and backward), its achieved FLOP/s, this machine's fp32
+matrix-multiply speed measured in the same run, and their ratio.
 
 Two more figures, for the record: the update time when the replay holds --large-memory transitions (sampling
 gets slower as the memory outgrows the caches), and the env time of ale-py's C++ `AtariVectorEnv` in place of
@@ -24,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from helpers import load_script, step_and_store  # noqa: E402
@@ -75,7 +81,7 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
     times["t_env_ale"] = env_time(ale_vector_env(env_id, num_envs), rb, num_envs)
     q_network = m.QNetwork(n_actions).to(device)
     target_network = m.QNetwork(n_actions).to(device)
-    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4, fused=device.type == "cuda")
+    optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4, fused=True)
     compiled = lambda f: torch.compile(f, mode="reduce-overhead" if device.type == "cuda" else None)  # noqa: E731
     policy, loss_of = (compiled(q_network), compiled(m.td_loss)) if compile else (q_network, m.td_loss)
     obs = rb.sample(num_envs).next_observations.cpu()  # a batch of real stacks
@@ -92,6 +98,9 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
         loss.item()  # the training loop checks the loss for finiteness every update
 
     times |= {"t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
+    with FlopCounterMode(display=False) as flops:  # counted from the shapes of the operations that really run
+        update()
+    times["update_flop"] = flops.get_total_flops()
     # a large memory: the frames of the real transitions, repeated (sampling cost depends on size, not content)
     rb = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
     stacks, zeros = obs.numpy(), np.zeros(num_envs, np.int64)
@@ -100,6 +109,14 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
         rb.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
     times["t_update_large"] = per_call(update, 300)
     return times
+
+
+def sgemm_flops_per_second(device, n: int = 2048) -> float:
+    """This machine's fp32 matrix-multiply speed (an n×n by n×n product: 2·n³ FLOP), the physical limit the
+    update's convolutions and linear layers are measured against."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = per_call(lambda: torch.mm(a, b).sum().item(), 20, warmup=3)
+    return 2 * n**3 / seconds
 
 
 def learning_phase_sps(m, env_id: str, num_envs: int, steps: int, compile: bool) -> float:
@@ -124,7 +141,8 @@ def main():
     parser.add_argument("--env-id", default="BreakoutNoFrameskip-v4")
     parser.add_argument("--num-envs", type=int, default=1)
     parser.add_argument("--steps", type=int, default=5000, help="learning-phase steps of the real loop")
-    parser.add_argument("--min-ratio", type=float, default=0.9)
+    parser.add_argument("--min-ratio", type=float, default=0.9, help="goal: loop SPS / compute bound")
+    parser.add_argument("--max-update-ms", type=float, default=17.0, help="goal: one update, sampling included")
     parser.add_argument("--large-memory", type=int, default=200_000, help="replay size of the t_update_large figure")
     parser.add_argument("--compile", action="store_true", help="time the scripts with their --compile")
     options = parser.parse_args()
@@ -135,18 +153,25 @@ def main():
     print(f"{'script':<18}{'t_update ms':>12}{'t_act ms':>10}{'t_env ms':>10}{'bound SPS':>11}{'loop SPS':>10}"
           f"{'ratio':>7}  | {'t_update ms, ' + f'{options.large_memory:,} in replay':>30}"
           f"{'t_env ms, AtariVectorEnv':>26}{'its bound':>11}")
-    failed = False
+    failed, flop_rows = False, []
+    sgemm = sgemm_flops_per_second(device)
     for script in options.scripts:
         m = load_script(script)
         t = component_times(m, options.env_id, options.num_envs, device, options.large_memory, options.compile)
         bound, ale_bound = (1 / (t["t_update"] / 4 + t["t_act"] + t[env]) for env in ("t_env", "t_env_ale"))
         sps = learning_phase_sps(m, options.env_id, options.num_envs, options.steps, options.compile)
         ratio = sps / bound
-        failed |= ratio < options.min_ratio
+        failed |= ratio < options.min_ratio or 1e3 * t["t_update"] > options.max_update_ms
+        achieved = t["update_flop"] / t["t_update"]
+        flop_rows.append(f"{script:<18}{t['update_flop'] / 1e9:>12.2f}{achieved / 1e9:>14.1f}{sgemm / 1e9:>12.1f}"
+                         f"{achieved / sgemm:>8.2f}{t['update_flop'] / sgemm * 1e3:>16.2f}")
         print(f"{script:<18}{1e3 * t['t_update']:>12.2f}{1e3 * t['t_act']:>10.3f}{1e3 * t['t_env']:>10.3f}"
               f"{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}  | {1e3 * t['t_update_large']:>30.2f}"
               f"{1e3 * t['t_env_ale']:>26.3f}{ale_bound:>11.0f}")
-    print("FAIL" if failed else "ok", f"(goal: SPS / bound >= {options.min_ratio})")
+    print(f"\n{'script':<18}{'update GFLOP':>12}{'achieved GFLOP/s':>18}{'sgemm GFLOP/s':>14}{'ratio':>7}"
+          f"{'floor ms (sgemm)':>17}")
+    print("\n".join(flop_rows))
+    print("FAIL" if failed else "ok", f"(goals: SPS / bound >= {options.min_ratio}, t_update <= {options.max_update_ms} ms)")
     return 1 if failed else 0
 
 

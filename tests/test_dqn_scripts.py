@@ -1,5 +1,6 @@
 """Specification shared by the DQN scripts (the `dqn` fixture runs each test for every one of them)."""
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -267,6 +268,40 @@ def test_td_loss_on_a_fixed_batch_equals_the_hand_computation(dqn, loss, expecte
     value, q_sa = dqn.td_loss(FixedQ(table), FixedQ(table), data, 0.9, loss)
     assert q_sa.tolist() == [1, 6, 0]
     assert value.item() == pytest.approx(expected)
+
+
+class PlainQ(torch.nn.Module):
+    """The Nature CNN as written in the paper's code: weights and inputs in the default (NCHW) memory layout."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.network = copy.deepcopy(network).to(memory_format=torch.contiguous_format)
+
+    def forward(self, x):
+        return self.network(x / 255.0)
+
+
+def test_channels_last_and_fused_adam_compute_what_plain_adam_computes(dqn):
+    torch.manual_seed(0)
+    fast, fast_target = dqn.QNetwork(4), dqn.QNetwork(4)  # channels_last, as in train()
+    plain, plain_target = PlainQ(fast.network), PlainQ(fast_target.network)
+    fast_adam = torch.optim.Adam(fast.parameters(), lr=1e-4, fused=True)
+    plain_adam = torch.optim.Adam(plain.parameters(), lr=1e-4)  # the default single-tensor loop
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        data = batch_of(dqn, rng.integers(256, size=8), rng.integers(4, size=8), rng.integers(256, size=8),
+                        rng.normal(size=8).astype(np.float32), np.zeros(8, np.float32))
+        for q, target, adam in ((fast, fast_target, fast_adam), (plain, plain_target, plain_adam)):
+            loss, _ = dqn.td_loss(q, target, data, 0.99, "mse")
+            adam.zero_grad()
+            loss.backward()
+            adam.step()
+    assert fast.network[0].weight.is_contiguous(memory_format=torch.channels_last)
+    for a, b in zip(fast.state_dict().values(), plain.state_dict().values()):
+        # The same arithmetic summed in another order: float32 rounding apart. Adam divides by √v, so a rounding
+        # difference of a near-zero gradient can move a weight by up to a step (lr = 1e-4): 1e-5 is 10% of a step.
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+    assert not torch.equal(fast.network[0].weight, PlainQ(dqn.QNetwork(4).network).network[0].weight)
 
 
 @pytest.mark.parametrize("tau", [1.0, 0.5])
