@@ -125,8 +125,7 @@ def train(args: Args) -> "Result":
     env = make_env(args)  # a bad --env-id stops here, with one error line, before anything is written
     scorer = ExactScorer(env, args.gamma)  # value iteration on env.unwrapped.P: for scoring only
     writer = SummaryWriter(f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}")
-    # One numpy Generator for every random choice of the agent; the env's own randomness (slippery ice, Taxi's
-    # start) comes from its first reset(seed=...). Same seed, same Q-table.
+    # one Generator for every random choice of the agent; the env's own comes from its first reset: same seed, same Q
     rng = np.random.default_rng(args.seed)
     q_table = np.zeros((env.observation_space.n, env.action_space.n))
     visits = np.zeros(q_table.shape, dtype=np.int64)  # n(s, a), for the step size
@@ -157,7 +156,8 @@ def train(args: Args) -> "Result":
         if episodes_done % args.eval_frequency == 0:
             evaluation = log_evaluation(writer, episodes_done, scorer.evaluate(q_table))
         if episodes_done % max(1, args.total_episodes // 10) == 0:
-            print(f"episode {episodes_done}/{args.total_episodes} ε {epsilon:.3f} V(π)/V* {evaluation.value_ratio:.4f}")
+            eta = (args.total_episodes / episodes_done - 1) * (time.time() - start_time)
+            print(f"episode {episodes_done} | SPS {sps:,.0f} | ETA {eta:.0f} s | V(π)/V* {evaluation.value_ratio:.4f}")
     wall_time = time.time() - start_time
     if args.total_episodes % args.eval_frequency:  # the last episode was not scored in the loop
         evaluation = log_evaluation(writer, args.total_episodes, scorer.evaluate(q_table))
