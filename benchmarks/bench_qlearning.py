@@ -10,7 +10,7 @@ The timed runs go one at a time; the wall time is that of `main()` (training, ex
 pictures), not of Python's start-up, and the CPU time beside it is this process's, which another job on the same
 cores inflates less than the wall time. Runs are written to a temporary folder and deleted.
 
-Run:  python benchmarks/bench_qlearning.py                  (about 15 minutes, one process)
+Run:  python benchmarks/bench_qlearning.py                  (about 12 minutes, one process)
       python benchmarks/bench_qlearning.py --workers 2      (the sweep on 2 processes)
       python benchmarks/bench_qlearning.py --sweep-seeds 0  (the two timed runs only)
 """
