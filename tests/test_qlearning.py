@@ -60,6 +60,38 @@ def test_td_update_moves_q_towards_the_target_and_bootstraps_only_without_termin
     np.testing.assert_allclose(q_table, [[0.0, expected], [0.6, -0.4]])
 
 
+class StepRecorder(gym.Wrapper):
+    """Keeps (terminated, truncated) of every env step."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.ends = []
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.ends.append((terminated, truncated))
+        return obs, reward, terminated, truncated, info
+
+
+def test_the_training_loop_stops_the_bootstrap_on_termination_only_never_on_truncation(monkeypatch, tmp_path):
+    recorders, real_make_env, td_terminated = [], ql.make_env, []
+
+    def recorded_env(args, **kwargs):
+        recorders.append(StepRecorder(real_make_env(args, **kwargs)))
+        return recorders[-1]
+
+    def recorded_td_update(q_table, obs, action, reward, next_obs, terminated, alpha, gamma):
+        td_terminated.append(terminated)
+
+    monkeypatch.setattr(ql, "make_env", recorded_env)
+    monkeypatch.setattr(ql, "td_update", recorded_td_update)
+    # ε = 1 throughout on an 8x8 map without holes: random play often runs into the 100-step limit
+    quiet_main(total_episodes=50, start_e=1.0, end_e=1.0, map_size=8, map_p=1.0, runs_dir=str(tmp_path))
+    ends = recorders[0].ends
+    assert sum(truncated for _, truncated in ends) > 0  # truncations happened
+    assert td_terminated == [terminated for terminated, _ in ends]
+
+
 @pytest.mark.parametrize(
     "learning_rate, visit_count, omega, expected",
     [(1.0, 4, 0.5, 0.5), (1.0, 1, 0.6, 1.0), (0.5, 32, 0.6, 0.5 / 8), (0.1, 1000, 0.0, 0.1)],  # 32^0.6 = 2^3
