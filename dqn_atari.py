@@ -226,8 +226,9 @@ class ReplayBuffer:
     def add(self, obs, next_obs, actions, rewards, terminations):
         """Store the transition (s, a, r, s', terminated) of every env. s is already in the memory as the previous
         transition's s', except where an episode begins: there its newest frame is stored first."""
-        starting = np.flatnonzero(self.starting)
-        self._write(starting, obs[starting, -1], 0, 0.0, False, first=True)
+        if self.starting.any():  # (most steps begin no episode: skip the empty write)
+            starting = np.flatnonzero(self.starting)
+            self._write(starting, obs[starting, -1], 0, 0.0, False, first=True)
         self._write(np.arange(self.num_envs), next_obs[:, -1], actions, rewards, terminations, first=False)
         self.starting[:] = False
 
@@ -593,11 +594,12 @@ def eval_only(args: Args, make_env, run_dir: str) -> QNetwork:
         q_network.load_state_dict(torch.load(args.model_path, map_location=device, weights_only=True))
     except Exception as error:  # a foreign file or another network: torch raises various types
         fail(f"--model-path {args.model_path}: not a state_dict of this QNetwork ({type(error).__name__})")
-    video_paths = [os.path.join(run_dir, "videos", f"eval-{i}.mp4") for i in range(args.eval_episodes)]
+    video_paths = []
     if args.capture_video:
         os.makedirs(os.path.join(run_dir, "videos"))
+        video_paths = [os.path.join(run_dir, "videos", f"eval-{i}.mp4") for i in range(args.eval_episodes)]
     returns = evaluate(q_network, make_env, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon, device,
-                       video_paths if args.capture_video else [])
+                       video_paths)
     for i, episodic_return in enumerate(returns):
         print(f"eval game {i}: return {episodic_return:g}")
     print(f"mean return over {len(returns)} games: {np.mean(returns):.2f}"

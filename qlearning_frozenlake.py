@@ -316,8 +316,8 @@ def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) 
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
     names = ACTION_NAMES.get(type(env.unwrapped).__name__) or [f"a{a}" for a in range(env.action_space.n)]
     pictures = {"q_table": draw_q_heatmap(q_table, names)}
-    if grid_layout(env) is not None:  # Taxi's states are not cells of one grid: no map picture
-        pictures["greedy_policy"] = draw_policy_map(*grid_layout(env), q_table)
+    if (layout := grid_layout(env)) is not None:  # Taxi's states are not cells of one grid: no map picture
+        pictures["greedy_policy"] = draw_policy_map(*layout, q_table)
     for name, img in pictures.items():
         cv2.imwrite(os.path.join(run_dir, f"{name}.png"), img)
         writer.add_image(f"images/{name}", img[:, :, ::-1], args.total_episodes, dataformats="HWC")  # BGR → RGB
