@@ -23,11 +23,15 @@ Run:
     tensorboard --logdir runs
 """
 
+import importlib.util
+import itertools
 import os
 import random
 import re
+import shutil
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass
@@ -97,21 +101,25 @@ class Args:
     compile: bool = False
     """if toggled, the TD loss and the greedy action run as torch.compile graphs (on CUDA with CUDA graphs)"""
     track: bool = False
-    """accepted so CleanRL commands run unchanged; Weights & Biases is not used here (TensorBoard only)"""
+    """if toggled, the run is also tracked with Weights & Biases (every TensorBoard scalar, the flags, the code)"""
     wandb_project_name: str = "cleanRL"
-    """accepted for CleanRL compatibility; unused"""
+    """the Weights & Biases project of --track"""
     wandb_entity: str | None = None
-    """accepted for CleanRL compatibility; unused"""
+    """the Weights & Biases entity (user or team) of --track; unset: your default entity"""
+    runs_dir: str = "runs"
+    """the folder that holds the run folders"""
+    run_name: str | None = None
+    """the run folder's name; unset: `{env_id}__{exp_name}__{seed}__{unix time}` (with -2, -3, ... if taken)"""
     capture_video: bool = False
-    """whether to record evaluation games as mp4 in `runs/{run_name}/videos/` (and as GIFs in TensorBoard)"""
+    """whether to record evaluation games as mp4 in `{runs_dir}/{run_name}/videos/` (and as GIFs in TensorBoard)"""
     save_model: bool = False
     """whether to save the online network's state_dict into the run folder (`{exp_name}.pt`)"""
     checkpoint_frequency: int = 0
     """agent steps between checkpoints (weights, optimizer, replay, RNGs) in the run folder; 0 = none"""
     resume: str | None = None
-    """a run folder or checkpoint file to continue; flags left at their defaults take the checkpoint's values"""
+    """a run folder or checkpoint file to continue; the flags not given take the checkpoint's values"""
     eval_frequency: int = 0
-    """agent steps between evaluations (`eval/episodic_return`); 0 = only at the end of training"""
+    """agent steps between evaluations (`eval/episodic_return`, `eval/q_estimate`); 0 = only at the end"""
     eval_episodes: int = 10
     """the number of full games per evaluation"""
     eval_epsilon: float = 0.05
@@ -335,6 +343,8 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
     env_rngs = env_rng_states(envs)  # a checkpoint restarts the games from these (see save_checkpoint)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
     rb.start_episodes()
+    run_dir = run_dir or new_run_dir(args)  # a resumed run goes on in its own folder
+    tracking = start_tracking(args, run_dir)  # --track: Weights & Biases mirrors TensorBoard (None without it)
     with SummaryWriter(run_dir, purge_step=global_step + 1 if checkpoint else None) as writer, \
             StopOnCtrlC() as ctrl_c:
         log = Log(writer, args, global_step, device)
@@ -377,7 +387,7 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
                 update_target(target_network, q_network, args.tau)
 
             if times_due(global_step, args.eval_frequency, args.num_envs) or global_step >= args.total_timesteps:
-                evaluate_and_log(writer, args, make_env, q_network, global_step, device)
+                evaluate_and_log(writer, args, make_env, q_network, global_step, device, ctrl_c)
             if times_due(global_step, args.checkpoint_frequency, args.num_envs) and global_step < args.total_timesteps:
                 save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs)
 
@@ -385,8 +395,9 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
             save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs)
         log.finish(global_step, ctrl_c.pressed)
     if args.save_model:
-        torch.save(q_network.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"))
-        print(f"model saved to {os.path.join(run_dir, args.exp_name)}.pt")
+        save_model(q_network, os.path.join(run_dir, f"{args.exp_name}.pt"), global_step)
+    if tracking:
+        tracking.finish()
     envs.close()
     return q_network
 
@@ -525,48 +536,81 @@ def replay_storage(buffer_size: int, device: torch.device) -> torch.device:
 
 
 # ---- Evaluation and videos --------------------------------------------------------------------------------------
+class Evaluation(NamedTuple):
+    returns: list[float]  # each game's score
+    q_estimate: float  # the mean of max_a Q(s, a) over the states the games visited
+    discounted_return: float  # the mean over the same states of the discounted return that followed each of them
+
+
 def evaluate(q_network, make_env, env_id: str, seed: int, eval_episodes: int, epsilon: float, device,
-             video_paths=()):
-    """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores) and return their scores.
-    The first games are recorded as mp4, one path per game in `video_paths`: the screen after the reset and
-    after every agent step."""
+             video_paths=(), gamma: float = 0.99, ctrl_c=None) -> Evaluation | None:
+    """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores). Next to the scores: how
+    much value the network expects, max_a Q(s, a), and what followed, the discounted return from the same states
+    measured as the TD target defines it (clipped rewards, cut at a lost life): van Hasselt et al.'s
+    overestimation figure. The first games are recorded as mp4, one path per game in `video_paths`: the screen
+    after the reset and after every agent step. Returns None if Ctrl-C was pressed (`ctrl_c.pressed`)."""
     env = make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)()
-    returns = []
+    returns, q_max, discounted = [], [], []
     for episode in range(eval_episodes):
-        obs, _ = env.reset(seed=seed if episode == 0 else None)
+        obs, info = env.reset(seed=seed if episode == 0 else None)
         video = None
         if episode < len(video_paths):
             height, width, _ = env.render().shape
             video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"mp4v"), 15, (width, height))
             video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
+        rewards, lives_lost = [], []
         terminated = truncated = False
-        while not (terminated or truncated):
-            if env.np_random.random() < epsilon:
-                action = env.action_space.sample()
-            else:
-                with torch.no_grad():
-                    action = q_network(torch.from_numpy(obs).to(device)[None]).argmax(dim=1).item()
-            obs, _, terminated, truncated, info = env.step(action)
+        while not (terminated or truncated or (ctrl_c is not None and ctrl_c.pressed)):
+            with torch.no_grad():
+                q_values = q_network(torch.from_numpy(obs).to(device)[None])[0]
+            explore = env.np_random.random() < epsilon
+            action = env.action_space.sample() if explore else q_values.argmax().item()
+            lives = info.get("lives", 0)  # the ALE reports lives; other envs have none to lose
+            obs, reward, terminated, truncated, info = env.step(action)
+            q_max.append(q_values.max().item())
+            rewards.append(np.sign(reward))
+            lives_lost.append(info.get("lives", 0) < lives)
             if video is not None:
                 video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
-        returns.append(float(info["episode"]["r"]))
         if video is not None:
             video.release()
+        if ctrl_c is not None and ctrl_c.pressed:  # stopped within one agent step: no partial evaluation
+            env.close()
+            return None
+        returns.append(float(info["episode"]["r"]))
+        discounted += discounted_returns(rewards, lives_lost, gamma)
     env.close()
-    return returns
+    return Evaluation(returns, float(np.mean(q_max)), float(np.mean(discounted)))
 
 
-def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, global_step: int, device):
-    """Evaluate the online network and log `eval/episodic_return` (with --capture-video, its first game too)."""
+def discounted_returns(rewards: list[float], ends: list[bool], gamma: float) -> list[float]:
+    """G_t = r_t + γ · G_{t+1}, with no future past a step that ends a learning episode (`ends`): the quantity that
+    Q(s_t, a_t) estimates, worked out backwards from the last step."""
+    g, returns = 0.0, []
+    for reward, end in zip(reversed(rewards), reversed(ends)):
+        g = reward + gamma * g * (1 - end)
+        returns.append(g)
+    return returns[::-1]
+
+
+def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, global_step: int, device, ctrl_c):
+    """Evaluate the online network and log `eval/episodic_return` (the mean score), `eval/q_estimate` and
+    `eval/discounted_return` (with --capture-video, the first game too). Ctrl-C abandons it."""
     video_paths = [os.path.join(writer.log_dir, "videos", f"step-{global_step}.mp4")] if args.capture_video else []
     if video_paths:
         os.makedirs(os.path.dirname(video_paths[0]), exist_ok=True)
-    returns = evaluate(q_network, make_env, args.env_id, args.seed + global_step, args.eval_episodes,
-                       args.eval_epsilon, device, video_paths)
-    writer.add_scalar("eval/episodic_return", np.mean(returns), global_step)
+    evaluation = evaluate(q_network, make_env, args.env_id, args.seed + global_step, args.eval_episodes,
+                          args.eval_epsilon, device, video_paths, args.gamma, ctrl_c)
+    if evaluation is None:
+        return
+    writer.add_scalar("eval/episodic_return", np.mean(evaluation.returns), global_step)
+    writer.add_scalar("eval/q_estimate", evaluation.q_estimate, global_step)
+    writer.add_scalar("eval/discounted_return", evaluation.discounted_return, global_step)
     if video_paths:
         log_video(writer, "videos/eval", video_paths[0], global_step)
-    print(f"eval at step {global_step:,}: mean return {np.mean(returns):.2f} over {len(returns)} games")
+    print(f"eval at step {global_step:,}: mean return {np.mean(evaluation.returns):.2f} over "
+          f"{len(evaluation.returns)} games | Q estimate {evaluation.q_estimate:.3f}, discounted return "
+          f"{evaluation.discounted_return:.3f}")
 
 
 def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames: int = 300):
@@ -584,7 +628,7 @@ def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames:
     writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
 
 
-def eval_only(args: Args, make_env, run_dir: str) -> QNetwork:
+def eval_only(args: Args, make_env) -> QNetwork:
     """--eval-only: play the saved model, print each game's score and the mean (with --capture-video, record)."""
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
     q_network = QNetwork(make_env(args.env_id, args.seed, 0, training=False)().action_space.n).to(device)
@@ -595,19 +639,29 @@ def eval_only(args: Args, make_env, run_dir: str) -> QNetwork:
     except Exception as error:  # a foreign file or another network: torch raises various types
         fail(f"--model-path {args.model_path}: not a state_dict of this QNetwork ({type(error).__name__})")
     video_paths = []
-    if args.capture_video:
-        os.makedirs(os.path.join(run_dir, "videos"))
+    if args.capture_video:  # only then is there something to write
+        run_dir = new_run_dir(args)
         video_paths = [os.path.join(run_dir, "videos", f"eval-{i}.mp4") for i in range(args.eval_episodes)]
-    returns = evaluate(q_network, make_env, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon, device,
-                       video_paths)
-    for i, episodic_return in enumerate(returns):
+        os.makedirs(os.path.dirname(video_paths[0]))
+    with StopOnCtrlC() as ctrl_c:
+        evaluation = evaluate(q_network, make_env, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon,
+                              device, video_paths, args.gamma, ctrl_c)
+    if evaluation is None:
+        fail("interrupted (Ctrl-C) before the games ended", status=130)
+    for i, episodic_return in enumerate(evaluation.returns):
         print(f"eval game {i}: return {episodic_return:g}")
-    print(f"mean return over {len(returns)} games: {np.mean(returns):.2f}"
-          + (f" (videos in {run_dir}/videos)" if args.capture_video else ""))
+    print(f"mean return over {args.eval_episodes} games: {np.mean(evaluation.returns):.2f}"
+          + (f" (videos in {os.path.dirname(video_paths[0])})" if video_paths else ""))
     return q_network
 
 
 # ---- Logging: TensorBoard and the console -----------------------------------------------------------------------
+# the flags that make one run learn differently from another: the HPARAMS tab's columns (the rest is bookkeeping)
+HPARAMS = ("exp_name", "env_id", "seed", "total_timesteps", "learning_rate", "gamma", "buffer_size", "batch_size",
+           "target_network_frequency", "tau", "start_e", "end_e", "exploration_fraction", "learning_starts",
+           "train_frequency", "loss", "num_envs")
+
+
 class Log:
     """The scalars of a run (CleanRL's tags, against `global_step`) and a progress line every 5 seconds."""
 
@@ -616,12 +670,16 @@ class Log:
         self.start_time = self.window_time = time.time()
         self.window_step = global_step
         self.recent_returns = deque(maxlen=20)
-        if global_step == 0:  # the flags as CleanRL's "hyperparameters" text table, and in the HPARAMS tab
-            flags = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
-            table = "\n".join(f"|{name}|{value}|" for name, value in flags.items())
+        if global_step == 0:  # every flag in CleanRL's "hyperparameters" text table; the learning ones in HPARAMS
+            table = "\n".join(f"|{name}|{value}|" for name, value in asdict(args).items())
             writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-            for summary in hparams(flags, {"charts/episodic_return": 0.0, "eval/episodic_return": 0.0}):
-                writer.file_writer.add_summary(summary)
+            # the session record alone: without an experiment record of its own, TensorBoard's HPARAMS tab takes
+            # its columns from all runs in the folder, so runs of the other scripts keep theirs
+            _, session_start, session_end = hparams({name: getattr(args, name) for name in HPARAMS},
+                                                    {"eval/episodic_return": 0.0})
+            writer.file_writer.add_summary(session_start)
+            writer.file_writer.add_summary(session_end)
+            writer.add_scalar("charts/epsilon", args.start_e, 0)  # ε of the first step: the chart starts at start_e
         print(f"run folder: {writer.log_dir}  (device: {device})")
 
     def step(self, global_step: int, epsilon: float, infos: dict):
@@ -683,7 +741,9 @@ class StopOnCtrlC:
 # ---- Checkpoints: everything a run needs to continue, in one file written atomically ----------------------------
 CHECKPOINT = "checkpoint.pt"
 CHANGEABLE_ON_RESUME = {"total_timesteps", "checkpoint_frequency", "eval_frequency", "eval_episodes", "eval_epsilon",
-                        "capture_video", "save_model", "resume", "cuda", "compile", "track"}
+                        "capture_video", "save_model", "resume", "cuda", "compile", "track", "wandb_project_name",
+                        "wandb_entity"}
+CHECKPOINT_KEYS = {"script", "args", "global_step", "q_network", "target_network", "optimizer", "replay", "rng"}
 
 
 def env_rng_states(envs) -> dict:
@@ -696,30 +756,63 @@ def env_rng_states(envs) -> dict:
 
 def save_checkpoint(writer: SummaryWriter, args: Args, global_step: int, q_network, target_network, optimizer,
                     rb: ReplayBuffer, rng, env_rngs: dict):
-    """Write the run's state to `{run folder}/checkpoint.pt`: to a temporary file, then renamed, so a kill during
-    the write leaves the previous checkpoint intact."""
+    """Write the run's state to `{run folder}/checkpoint.pt`, with the name of the script that can continue it."""
     writer.flush()  # every point up to the checkpoint is on disk; a resume drops those after it
-    path = os.path.join(writer.log_dir, CHECKPOINT)
-    torch.save({
-        "args": asdict(args), "global_step": global_step,
-        "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
+    save_atomically({
+        "script": os.path.basename(__file__), "args": asdict(args), "global_step": global_step,
+        "q_network": finite_weights(q_network, global_step), "target_network": target_network.state_dict(),
         "optimizer": optimizer.state_dict(), "replay": rb.state_dict(),
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state(), "exploration": rng.bit_generator.state,
                 **env_rngs},
-    }, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    }, os.path.join(writer.log_dir, CHECKPOINT))
+
+
+def save_model(q_network, path: str, global_step: int):
+    """--save-model: the online network's state_dict, what --eval-only --model-path plays."""
+    save_atomically(finite_weights(q_network, global_step), path)
+    print(f"model saved to {path}")
+
+
+def finite_weights(q_network, global_step: int) -> dict:
+    """The network's state_dict, or one error line (exit 1) if a weight is not finite: never save a broken net."""
+    state = q_network.state_dict()
+    if not all(torch.isfinite(weight).all() for weight in state.values()):
+        fail(f"the weights became non-finite by step {global_step:,} (lower --learning-rate?); nothing was saved, "
+             "the last checkpoint is intact", status=1)
+    return state
+
+
+def save_atomically(state: dict, path: str):
+    """torch.save to a temporary file, then rename: a kill, a full disk or a second Ctrl-C during the write leaves
+    the previous file intact and (except after a kill) no temporary file behind. A failed write is one line."""
+    try:
+        torch.save(state, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
+        Path(path + ".tmp").unlink(missing_ok=True)
+        free = shutil.disk_usage(os.path.dirname(path)).free / 2**20
+        fail(f"could not write {path} ({free:.0f} MiB free there; {str(error).splitlines()[0]}); the previous one "
+             "is intact", status=1)
+    except BaseException:
+        Path(path + ".tmp").unlink(missing_ok=True)
+        raise
 
 
 def load_checkpoint(path: str) -> tuple[dict, str]:
-    """The checkpoint in a run folder or file (memory-mapped) and its run folder; one error line if it is missing
-    or unreadable."""
+    """The checkpoint in a run folder or file (memory-mapped) and its run folder; one error line if it is missing,
+    unreadable, not a checkpoint, or written by another script."""
     path = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
     if not os.path.isfile(path):
         fail(f"--resume {path}: no checkpoint there")
     try:
-        return torch.load(path, weights_only=True, mmap=True), os.path.dirname(path)
+        checkpoint = torch.load(path, weights_only=True, mmap=True)
     except Exception as error:  # a truncated or foreign file: torch raises various types
         fail(f"--resume {path}: not a readable checkpoint ({type(error).__name__})")
+    if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS <= checkpoint.keys():
+        fail(f"--resume {path}: not a checkpoint (a model saved with --save-model is for --eval-only --model-path)")
+    if checkpoint["script"] != os.path.basename(__file__):
+        fail(f"--resume {path}: written by {checkpoint['script']}; continue it with that script")
+    return checkpoint, os.path.dirname(os.path.abspath(path))  # (a bare "checkpoint.pt" is in the folder ".")
 
 
 def restore_checkpoint(checkpoint: dict, q_network, target_network, optimizer, rb: ReplayBuffer, rng, envs) -> int:
@@ -739,64 +832,114 @@ def restore_checkpoint(checkpoint: dict, q_network, target_network, optimizer, r
     return checkpoint["global_step"]
 
 
-def resumed_args(saved: dict, given: Args) -> Args:
-    """The checkpoint's flags, with those given on the command line (differing from the defaults) applied
-    where a run may change them; any other difference is an error."""
-    merged, defaults = dict(saved), asdict(Args())
-    for name, value in asdict(given).items():
-        if value == defaults[name] or value == saved[name]:
-            continue
-        if name not in CHANGEABLE_ON_RESUME:
-            fail(f"--{name.replace('_', '-')} {value}: the checkpoint's run used {saved[name]}, and only "
+def check_resume(checkpoint: dict, args: Args):
+    """A resumed run is the checkpoint's run: only the flags in CHANGEABLE_ON_RESUME may differ from it, and it
+    cannot end before the step it has reached."""
+    for name, saved in checkpoint["args"].items():
+        if name not in CHANGEABLE_ON_RESUME and getattr(args, name) != saved:
+            fail(f"--{name.replace('_', '-')} {getattr(args, name)}: the checkpoint's run used {saved}, and only "
                  f"{', '.join(sorted(CHANGEABLE_ON_RESUME))} may change on --resume")
-        merged[name] = value
-    return Args(**merged)
+    if args.total_timesteps < checkpoint["global_step"]:
+        fail(f"--total-timesteps {args.total_timesteps}: the checkpoint is at step {checkpoint['global_step']:,}")
 
 
-# ---- Argument checks and main() ---------------------------------------------------------------------------------
-def fail(message: str):
-    """Stop with one line on stderr and exit status 2: bad input never gives a traceback."""
+# ---- The command line, argument checks and main() ---------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> Args:
+    """The flags of the command line. With --resume, those not given take the checkpoint's values (tyro's
+    `default=`), so every flag given is one the run is checked against, even if it equals the default."""
+    args = tyro.cli(Args, args=argv)
+    if args.resume:
+        saved = load_checkpoint(args.resume)[0]["args"]
+        args = tyro.cli(Args, args=argv, default=Args(**saved | {"resume": args.resume}))
+    return args
+
+
+def fail(message: str, status: int = 2):
+    """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a full disk, a
+    non-finite net), 130 for Ctrl-C."""
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)
 
 
 def check_args(args: Args):
     """Reject flag values that cannot make a sensible run, before anything is written."""
     positive = ("total_timesteps", "num_envs", "buffer_size", "batch_size", "target_network_frequency",
-                "train_frequency", "eval_episodes", "learning_rate", "exploration_fraction")
-    checks = [(name, getattr(args, name) > 0, "must be positive") for name in positive] + [
+                "train_frequency", "eval_episodes", "learning_rate")
+    checks = [(name, np.isfinite(getattr(args, name)), "must be a finite number")
+              for name in ("learning_rate", "gamma", "tau", "start_e", "end_e", "exploration_fraction", "eval_epsilon")
+              ] + [(name, getattr(args, name) > 0, "must be positive") for name in positive] + [
         (name, getattr(args, name) >= 0, "must be 0 or more")
         for name in ("learning_starts", "checkpoint_frequency", "eval_frequency")] + [
+        ("seed", 0 <= args.seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
         ("buffer_size", args.buffer_size >= args.batch_size, f"smaller than --batch-size {args.batch_size}"),
         ("buffer_size", args.buffer_size >= 5 * args.num_envs, f"under 5 slots per env (--num-envs {args.num_envs})"),
         ("learning_starts", args.eval_only or args.learning_starts < args.total_timesteps,
          f"learning would never start (--total-timesteps {args.total_timesteps})"),
         ("tau", 0 < args.tau <= 1, "must be in (0, 1]"),
         ("gamma", 0 <= args.gamma < 1, "must be in [0, 1)"),
+        ("start_e", 0 <= args.start_e <= 1, "must be in [0, 1]"),
+        ("end_e", 0 <= args.end_e <= 1, "must be in [0, 1]"),
         ("end_e", args.end_e <= args.start_e, f"larger than --start-e {args.start_e}"),
+        ("exploration_fraction", 0 < args.exploration_fraction <= 1, "must be in (0, 1]"),
         ("eval_epsilon", 0 <= args.eval_epsilon <= 1, "must be in [0, 1]"),
         ("model_path", args.model_path or not args.eval_only, "--eval-only needs one (saved with --save-model)"),
+        ("track", not args.track or importlib.util.find_spec("wandb"), "needs Weights & Biases: pip install wandb"),
     ]
     for name, ok, reason in checks:
         if not ok:
             fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {reason}")
 
 
-def main(args: Args, make_env=make_env, runs_dir: str = "runs") -> QNetwork:
+def new_run_dir(args: Args) -> str:
+    """Create the run folder, exclusively, so that two runs never share one: a default name already taken (two runs
+    started in the same second) gets -2, -3, ...; a --run-name already taken is refused."""
+    name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    for attempt in itertools.count(1):
+        run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.makedirs(run_dir)
+            return run_dir
+        except FileExistsError:
+            if args.run_name:
+                fail(f"--run-name {name}: {run_dir} already exists (continue it with --resume {run_dir})")
+
+
+def start_tracking(args: Args, run_dir: str):
+    """--track: CleanRL's Weights & Biases run, made before the SummaryWriter so that every scalar is mirrored."""
+    if not args.track:
+        return None
+    import wandb  # only with --track; check_args made sure it is installed
+
+    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                      config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
+
+
+def main(args: Args, make_env=make_env) -> QNetwork:
     """Check the flags, then train (or with --eval-only, evaluate); returns the online network. Tests swap
-    `make_env` for a small pixel env."""
+    `make_env` for a small pixel env. A resumed run takes `args` as `parse_args` merged them."""
     check_args(args)
-    if args.track:
-        print("warning: --track is accepted for CleanRL compatibility but does nothing here")
-    run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
-    run_dir = os.path.join(runs_dir, run_name)
+    make_env(args.env_id, args.seed, 0)  # a bad --env-id stops here, before anything is written
     if args.eval_only:
-        return eval_only(args, make_env, run_dir)
+        return eval_only(args, make_env)
     if args.resume:
         checkpoint, run_dir = load_checkpoint(args.resume)
-        return train(resumed_args(checkpoint["args"], args), run_dir, checkpoint, make_env)
-    return train(args, run_dir, None, make_env)
+        check_resume(checkpoint, args)
+        return train(args, run_dir, checkpoint, make_env)
+    return train(args, None, None, make_env)
+
+
+def quiet_writer_thread(hook):
+    """TensorBoard writes its event file from a thread of its own. Its OSError (a full disk) is raised again in the
+    main thread, which reports it in one line; the thread stays quiet. Other errors print as usual."""
+    if not issubclass(hook.exc_type, OSError):
+        threading.__excepthook__(hook)
 
 
 if __name__ == "__main__":
-    main(tyro.cli(Args))
+    threading.excepthook = quiet_writer_thread
+    try:
+        main(parse_args())
+    except OSError as error:  # a full disk, a read-only folder: the cause in one line (a checkpoint is never partial)
+        fail(str(error), status=1)
+    except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one (the first stops after its step)
+        fail("interrupted by Ctrl-C; the last checkpoint is intact", status=130)

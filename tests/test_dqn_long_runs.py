@@ -17,8 +17,8 @@ from test_dqn_scripts import catch_args, run_script, script_command
 def catch_run(dqn, tmp_path, total_timesteps=400, **overrides):
     """A short Catch run in tmp_path (learning from step 100); returns the online network."""
     args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "target_network_frequency": 50,
-                                                  "eval_episodes": 2} | overrides))
-    return dqn.main(args, make_env=make_catch_env, runs_dir=tmp_path)
+                                                  "eval_episodes": 2, "runs_dir": str(tmp_path)} | overrides))
+    return dqn.main(args, make_env=make_catch_env)
 
 
 def run_dir_of(tmp_path):
@@ -62,7 +62,7 @@ def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, tmp_pa
     path = run_dir_of(tmp_path) / "checkpoint.pt"
     saved = torch.load(path, weights_only=True)
     # resume with nothing left to do: the checkpoint written at the end is the state as restored
-    dqn.main(dqn.Args(resume=str(path.parent)), make_env=make_catch_env)
+    dqn.main(dqn.parse_args(["--resume", str(path.parent)]), make_env=make_catch_env)
     assert_same_leaves(saved, torch.load(path, weights_only=True), skip=("/args/resume",))
 
 
@@ -72,7 +72,7 @@ def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, tmp_path,
     catch_run(dqn, tmp_path / "b", checkpoint_frequency=270)  # 270 = 30 Catch episodes: an episode boundary
     run_dir = run_dir_of(tmp_path / "b")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 270
-    resumed = dqn.main(dqn.Args(resume=str(run_dir)), make_env=make_catch_env).state_dict()
+    resumed = dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env).state_dict()
     for name in uninterrupted:
         assert torch.equal(uninterrupted[name], resumed[name]), name
 
@@ -93,7 +93,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(dqn, tm
     monkeypatch.setattr(torch, "save", real_save)
     run_dir = run_dir_of(tmp_path)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 150
-    dqn.main(dqn.Args(resume=str(run_dir)), make_env=make_catch_env)
+    dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 400
 
 
@@ -129,25 +129,32 @@ def test_the_update_count_depends_on_agent_steps_not_on_the_number_of_envs(dqn, 
 
 
 # ------------------------------------------------------------------ evaluation and videos
-class CountingQ(torch.nn.Module):
-    """Always prefers action 1 (FIRE) and counts how often it is asked."""
-
-    def __init__(self, n_actions=4):
-        super().__init__()
-        self.calls, self.n_actions = 0, n_actions
+class FireQ(torch.nn.Module):
+    """Always prefers action 1 (FIRE)."""
 
     def forward(self, x):
-        self.calls += 1
-        return torch.eye(self.n_actions)[1].expand(len(x), -1)
+        return torch.eye(4)[1].expand(len(x), -1)
+
+
+class Played(gym.wrappers.RecordEpisodeStatistics):
+    """Episode statistics of its own (apart from the script's) and every action the agent played."""
+
+    def __init__(self, env):
+        super().__init__(env, stats_key="counted")
+        self.actions = []
+
+    def step(self, action):
+        self.actions.append(action)
+        return super().step(action)
 
 
 @pytest.fixture
 def counted_breakout(dqn):
-    """evaluate()'s make_env for Breakout, remembering the flags it was given and counting agent steps."""
+    """evaluate()'s make_env for Breakout, remembering the flags it was given, counting steps and actions."""
     made = []
 
     def make(env_id, seed, idx, **kwargs):
-        env = gym.wrappers.RecordEpisodeStatistics(dqn.make_env(env_id, seed, idx, **kwargs)(), stats_key="counted")
+        env = Played(dqn.make_env(env_id, seed, idx, **kwargs)())
         made.append((kwargs, env))
         return lambda: env
 
@@ -156,20 +163,19 @@ def counted_breakout(dqn):
 
 def test_evaluation_plays_full_games_with_the_eval_epsilon(dqn, counted_breakout):
     make, made = counted_breakout
-    q_network = CountingQ()
-    returns = dqn.evaluate(q_network, make, "BreakoutNoFrameskip-v4", 0, 2, 0.25, torch.device("cpu"))
+    returns = dqn.evaluate(FireQ(), make, "BreakoutNoFrameskip-v4", 0, 2, 0.25, torch.device("cpu")).returns
     ((kwargs, env),) = made
     assert kwargs["training"] is False and len(returns) == 2
     assert env.unwrapped.ale.game_over()  # the second game ran to its end: all five lives
-    steps = sum(env.length_queue)
-    assert list(env.return_queue) == returns and steps > 300
-    assert q_network.calls / steps == pytest.approx(0.75, abs=0.08)  # greedy with probability 1 − ε
+    assert list(env.return_queue) == returns and len(env.actions) > 300
+    # FIRE, the greedy action, with probability 1 − ε, plus ε/4 when a random one of the 4 actions is FIRE
+    assert np.mean(np.equal(env.actions, 1)) == pytest.approx(0.75 + 0.25 / 4, abs=0.08)
 
 
 def test_a_recorded_video_opens_with_opencv_and_has_one_frame_per_step(dqn, counted_breakout, tmp_path):
     make, made = counted_breakout
     path = str(tmp_path / "game.mp4")
-    dqn.evaluate(CountingQ(), make, "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
+    dqn.evaluate(FireQ(), make, "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
     video = cv2.VideoCapture(path)
     assert video.isOpened()
     assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == made[0][1].length_queue[0] + 1  # + the reset screen
@@ -180,8 +186,8 @@ def test_eval_only_prints_every_game_and_the_mean(dqn, tmp_path, capsys):
     catch_run(dqn, tmp_path, save_model=True)
     model_path = run_dir_of(tmp_path) / f"{dqn.Args().exp_name}.pt"
     capsys.readouterr()
-    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(model_path), eval_episodes=4),
-             make_env=make_catch_env, runs_dir=tmp_path)
+    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(model_path), eval_episodes=4,
+                      runs_dir=str(tmp_path)), make_env=make_catch_env)
     lines = capsys.readouterr().out.splitlines()
     returns = [float(line.split("return ")[1]) for line in lines if line.startswith("eval game")]
     assert len(returns) == 4 and set(returns) <= {-1.0, 1.0}
@@ -228,7 +234,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(dqn, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as stop:
-        dqn.main(dqn.Args(**flags), runs_dir=tmp_path / "runs")
+        dqn.main(dqn.Args(runs_dir=str(tmp_path / "runs"), **flags))
     err = capsys.readouterr().err
     assert stop.value.code == 2 and err.count("\n") == 1 and message in err
     assert [p.name for p in tmp_path.iterdir()] == ["corrupt.pt"]
@@ -238,5 +244,5 @@ def test_resume_refuses_a_changed_flag_that_defines_the_run(dqn, tmp_path, capsy
     catch_run(dqn, tmp_path, checkpoint_frequency=400, total_timesteps=400)
     capsys.readouterr()
     with pytest.raises(SystemExit) as stop:
-        dqn.main(dqn.Args(resume=str(run_dir_of(tmp_path)), gamma=0.5), make_env=make_catch_env)
+        dqn.main(dqn.parse_args(["--resume", str(run_dir_of(tmp_path)), "--gamma", "0.5"]), make_env=make_catch_env)
     assert stop.value.code == 2 and "--gamma 0.5: the checkpoint's run used 0.99" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """Specification shared by the DQN scripts (the `dqn` fixture runs each test for every one of them)."""
 
 import copy
+import importlib.util
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -11,8 +13,10 @@ import numpy as np
 import pytest
 import torch
 from fixture_envs import RandomFrames, make_catch_env
-from helpers import ROOT, load_script
+from conftest import DQN_SCRIPTS
+from helpers import ROOT, load_script, wandb_config_and_scalars
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 FIRE = 1  # in Breakout's and SpaceInvaders' minimal action sets
 
@@ -341,7 +345,8 @@ def catch_args(dqn, total_timesteps, **overrides):
 
 def test_a_seeded_cpu_run_is_reproducible(dqn, tmp_path):
     args = catch_args(dqn, 700)
-    first, second = (dqn.main(args, make_env=make_catch_env, runs_dir=tmp_path / str(i)) for i in range(2))
+    first, second = (dqn.main(replace(args, runs_dir=str(tmp_path / str(i))), make_env=make_catch_env)
+                     for i in range(2))
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -350,18 +355,18 @@ def test_a_seeded_cpu_run_is_reproducible(dqn, tmp_path):
 def test_compile_trains_the_same_weights_as_eager(dqn, tmp_path, monkeypatch):
     compiled, real_compile = [], torch.compile
     monkeypatch.setattr(torch, "compile", lambda f, **kw: compiled.append(f) or real_compile(f, **kw))
-    eager, graphs = (dqn.main(catch_args(dqn, 600, compile=c), make_env=make_catch_env, runs_dir=tmp_path / str(c))
-                     for c in (False, True))
+    eager, graphs = (dqn.main(catch_args(dqn, 600, compile=c, runs_dir=str(tmp_path / str(c))),
+                              make_env=make_catch_env) for c in (False, True))
     assert len(compiled) == 2 and dqn.td_loss in compiled  # the greedy action and the TD loss (100 updates)
     for a, b in zip(eager.state_dict().values(), graphs.state_dict().values()):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)  # the same arithmetic, summed in another order
 
 
 def assert_learns_catch(dqn, tmp_path, total_timesteps, **overrides):
-    q_network = dqn.main(catch_args(dqn, total_timesteps, **overrides), make_env=make_catch_env, runs_dir=tmp_path)
-    returns = dqn.evaluate(q_network, make_catch_env, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
-                           device=torch.device("cpu"))
-    assert np.mean(returns) >= 0.8  # uniformly random play: below 0
+    q_network = dqn.main(catch_args(dqn, total_timesteps, runs_dir=str(tmp_path), **overrides), make_env=make_catch_env)
+    evaluation = dqn.evaluate(q_network, make_catch_env, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
+                              device=torch.device("cpu"))
+    assert np.mean(evaluation.returns) >= 0.8  # uniformly random play: below 0
 
 
 @pytest.mark.slow
@@ -380,18 +385,88 @@ def test_it_learns_catch_from_pixels_with_4_envs(tmp_path):
     assert_learns_catch(load_script("dqn_atari"), tmp_path, 4000, num_envs=4)
 
 
-def test_a_short_breakout_run_writes_every_tag_a_video_and_a_loadable_model(dqn, tmp_path):
-    args = dqn.Args(total_timesteps=1500, learning_starts=1000, buffer_size=2000, save_model=True,
-                    capture_video=True, eval_episodes=1)
-    dqn.main(args, runs_dir=tmp_path)
-    (run_dir,) = tmp_path.iterdir()
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    assert {"charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS",
-            "losses/td_loss", "losses/q_values", "eval/episodic_return"} <= set(events.Tags()["scalars"])
+@pytest.fixture(scope="module")
+def breakout_run(tmp_path_factory):
+    """A short Breakout run of each script, with evaluations, video and a saved model: (args, run folder, events)."""
+    runs = {}
+    for name in DQN_SCRIPTS:
+        dqn, runs_dir = load_script(name), tmp_path_factory.mktemp(name)
+        args = dqn.Args(total_timesteps=1500, learning_starts=1000, buffer_size=2000, save_model=True,
+                        capture_video=True, eval_frequency=500, eval_episodes=1, runs_dir=str(runs_dir))
+        dqn.main(args)
+        (run_dir,) = runs_dir.iterdir()
+        events = EventAccumulator(str(run_dir))
+        events.Reload()
+        runs[name] = args, run_dir, events
+    return runs
+
+
+def test_a_short_breakout_run_writes_every_tag_a_video_and_a_loadable_model(dqn, breakout_run):
+    args, run_dir, events = breakout_run[dqn.__name__]
+    assert {"charts/episodic_return", "charts/episodic_length", "charts/epsilon", "charts/SPS", "losses/td_loss",
+            "losses/q_values", "eval/episodic_return", "eval/q_estimate", "eval/discounted_return",
+            } <= set(events.Tags()["scalars"])
     assert "hyperparameters/text_summary" in events.Tags()["tensors"]
     assert events.Images("videos/eval")[0].encoded_image_string.startswith(b"GIF8")
     assert cv2.VideoCapture(str(run_dir / "videos" / "step-1500.mp4")).read()[0]
-    assert "_hparams_/session_start_info" in events.PluginTagToContent("hparams")
     state_dict = torch.load(run_dir / f"{args.exp_name}.pt", weights_only=True)
     dqn.QNetwork(4).load_state_dict(state_dict)
+
+
+def test_epsilon_is_charted_from_step_0_at_start_e(dqn, breakout_run):
+    args, _, events = breakout_run[dqn.__name__]
+    first, second = events.Scalars("charts/epsilon")[:2]
+    assert (first.step, first.value, second.step) == (0, args.start_e, 100)
+    assert second.value == pytest.approx(dqn.linear_schedule(args.start_e, args.end_e, 150, 99))  # ε of step 100
+
+
+def test_every_evaluation_is_logged_once_the_last_one_too(dqn, breakout_run):
+    _, _, events = breakout_run[dqn.__name__]
+    for tag in ("eval/episodic_return", "eval/q_estimate", "eval/discounted_return"):
+        assert [e.step for e in events.Scalars(tag)] == [500, 1000, 1500]
+    assert [image.step for image in events.Images("videos/eval")] == [500, 1000, 1500]
+
+
+def test_the_hparams_record_holds_the_learning_hyperparameters_only(dqn, breakout_run):
+    args, _, events = breakout_run[dqn.__name__]
+    content = events.PluginTagToContent("hparams")
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert set(start.hparams) == set(dqn.HPARAMS) and {"seed", "learning_rate", "gamma", "tau"} <= set(start.hparams)
+    assert "capture_video" not in start.hparams and "checkpoint_frequency" not in start.hparams  # bookkeeping
+    assert start.hparams["learning_rate"].number_value == args.learning_rate
+    assert start.hparams["exp_name"].string_value == dqn.__name__
+    # no experiment record: TensorBoard then takes its columns (and metrics, eval/ ones included) from every run
+    assert "_hparams_/experiment" not in content
+
+
+def test_track_mirrors_the_config_and_every_scalar_to_an_offline_wandb_run(dqn, offline_wandb):
+    dqn.main(catch_args(dqn, 300, learning_starts=100, eval_episodes=2, track=True, seed=7,
+                        runs_dir=str(offline_wandb / "runs")), make_env=make_catch_env)
+    config, scalars = wandb_config_and_scalars(offline_wandb)
+    assert (config["seed"], config["env_id"], config["track"]) == ("7", '"Catch"', "true")
+    assert {"charts/epsilon", "losses/td_loss", "eval/episodic_return", "eval/q_estimate"} <= scalars
+
+
+def test_track_without_wandb_installed_is_one_line_before_anything_is_written(dqn, tmp_path, monkeypatch, capsys):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(dqn.Args(track=True, runs_dir=str(tmp_path / "runs")))
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err == "error: --track True: needs Weights & Biases: pip install wandb\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ evaluation: the overestimation figure's values
+def test_discounted_returns_are_worked_backwards_and_cut_where_a_life_is_lost(dqn):
+    # G3 = −1; G2 = 1 + 0.5·G3 = 0.5; step 1 loses a life: G1 = 0 + 0.5·G2·0 = 0; G0 = 1 + 0.5·G1 = 1
+    assert dqn.discounted_returns([1.0, 0.0, 1.0, -1.0], [False, True, False, False], 0.5) == [1.0, 0.0, 0.5, -1.0]
+
+
+def test_evaluation_measures_the_q_estimate_and_the_discounted_return_of_the_visited_states(dqn):
+    fixed = FixedQ([[0.2, 0.7, -0.1]] * 256)  # the same Q-values whatever the first pixel
+    evaluation = dqn.evaluate(fixed, make_catch_env, "Catch", 3, 4, 0.0, torch.device("cpu"), gamma=0.9)
+    assert evaluation.q_estimate == pytest.approx(0.7)  # max_a Q(s, a) in every state
+    # a Catch game: 9 steps, the ±1 only at the last; G_t = 0.9^(8 − t) · r, averaged over the 9 states of each game
+    expected = np.mean(evaluation.returns) * sum(0.9**k for k in range(9)) / 9
+    assert evaluation.discounted_return == pytest.approx(expected)
