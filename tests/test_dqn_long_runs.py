@@ -226,6 +226,18 @@ BAD_FLAGS = [
     ({"eval_only": True, "model_path": "missing.pt"}, "--model-path missing.pt"),
     ({"resume": "missing_run"}, "--resume missing_run"),
     ({"resume": "corrupt.pt"}, "--resume corrupt.pt: not a readable checkpoint"),
+    ({"seed": -1}, "--seed -1: must be in [0, 2**32)"),
+    ({"seed": 2**32}, "--seed 4294967296: must be in [0, 2**32)"),
+    ({"learning_rate": float("nan")}, "--learning-rate nan: must be a finite number"),
+    ({"learning_rate": float("inf")}, "--learning-rate inf: must be a finite number"),
+    ({"start_e": float("nan")}, "--start-e nan: must be a finite number"),
+    ({"end_e": float("nan")}, "--end-e nan: must be a finite number"),
+    ({"exploration_fraction": float("nan")}, "--exploration-fraction nan: must be a finite number"),
+    ({"start_e": 5.0}, "--start-e 5.0: must be in [0, 1]"),
+    ({"start_e": -3.0, "end_e": -4.0}, "--start-e -3.0: must be in [0, 1]"),
+    ({"exploration_fraction": 2.0}, "--exploration-fraction 2.0: must be in (0, 1]"),
+    ({"gamma": float("nan")}, "--gamma nan: must be a finite number"),
+    ({"eval_epsilon": float("inf")}, "--eval-epsilon inf: must be a finite number"),
 ]
 
 
