@@ -20,22 +20,34 @@ Run:
     python qlearning_frozenlake.py --map-name 8x8 --total-episodes 100000      # 8x8 slippery
     python qlearning_frozenlake.py --map-size 6 --map-seed 3 --no-is-slippery  # a random 6x6 map
     python qlearning_frozenlake.py --env-id Taxi-v4
+    python qlearning_frozenlake.py --track --wandb-project-name cleanRL     # also to Weights & Biases
     tensorboard --logdir runs
+
+Every chart is against env steps (global_step), like the DQN scripts'. A bad flag stops with one `error:` line and
+exit status 2 before anything is written; a fault (full disk, read-only folder) with one line and status 1; Ctrl-C
+with one line saying where the run stopped, status 130. A run takes seconds to a minute: no checkpoints, run again.
 """
 
+import importlib.util
+import itertools
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from collections import namedtuple
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import gymnasium as gym
 import numpy as np
 import tyro
 from gymnasium.envs.toy_text import FrozenLakeEnv
-from gymnasium.envs.toy_text.frozen_lake import generate_random_map
+from gymnasium.envs.toy_text.frozen_lake import is_valid
+from gymnasium.utils import seeding
+from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -64,9 +76,11 @@ class Args:
     map_name: str | None = None
     """the built-in map, "4x4" or "8x8"; unset: the env's own, 4x4 for FrozenLake-v1, 8x8 for FrozenLake8x8-v1"""
     map_size: int = 0
-    """if > 0, play a random N×N map from `generate_random_map` instead (--map-name is then ignored)"""
+    """if > 0, play a random N×N map, the one gymnasium's `generate_random_map` makes (--map-name is then ignored);
+    exact scoring needs about 56·N⁴ bytes (the model T), so N is limited by the memory available"""
     map_p: float = 0.8
-    """probability that a cell of a random map is frozen (safe)"""
+    """probability that a cell of a random map is frozen (safe); a map without a path from S to G is drawn again,
+    at most 10,000 times"""
     map_seed: int = 0
     """seed of the random map (kept apart from --seed so a seed sweep plays one map)"""
     is_slippery: bool = True
@@ -75,17 +89,29 @@ class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment"""
     seed: int = 1
-    """seed of the agent's numpy Generator (ε coin, exploring action, ties) and of the env's first reset"""
+    """seed of the agent's numpy Generator (ε coin, exploring action, ties) and of the env's first reset, in
+    [0, 2**32)"""
     log_frequency: int = 100
-    """log episode statistics (means over the last `log_frequency` episodes) every this many episodes"""
+    """log episode statistics (means over the last `log_frequency` episodes) every this many episodes, at the
+    env step (global_step) the last of them ended"""
     eval_frequency: int = 500
     """score the greedy policy exactly (linear solve, logged as eval/value_ratio) every this many episodes"""
     save_model: bool = False
-    """whether to save the learned Q-table as `runs/{run_name}/{exp_name}.npy`"""
+    """whether to save the learned Q-table as `{runs_dir}/{run_name}/{exp_name}.npy`"""
     capture_video: bool = False
-    """whether to record 3 greedy episodes of the learned policy as mp4 (in `runs/{run_name}/videos`)"""
+    """whether to record 3 greedy episodes of the learned policy as mp4 (in `{runs_dir}/{run_name}/videos`) and
+    show them in TensorBoard as an animated image (videos/greedy)"""
     runs_dir: str = "runs"
     """folder that holds the run folders (TensorBoard logs, pictures, model, videos)"""
+    run_name: str | None = None
+    """the run folder's name; unset: `{env_id}__{exp_name}__{seed}__{unix time}` (-2, -3, ... added when two runs
+    start in the same second). A --run-name whose folder exists is refused: the script has no checkpoints to resume"""
+    track: bool = False
+    """if toggled, the run is also tracked with Weights & Biases (every TensorBoard scalar, the flags, the code)"""
+    wandb_project_name: str = "cleanRL"
+    """the Weights & Biases project of --track"""
+    wandb_entity: str | None = None
+    """the Weights & Biases entity (user or team) of --track; unset: your default entity"""
 
 
 def greedy_action(q_row: np.ndarray, rng: np.random.Generator) -> int:
@@ -124,54 +150,62 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> fl
 def train(args: Args) -> "Result":
     env = make_env(args)  # a bad --env-id stops here, with one error line, before anything is written
     scorer = ExactScorer(env, args.gamma)  # value iteration on env.unwrapped.P: for scoring only
-    writer = SummaryWriter(f"{args.runs_dir}/{args.env_id}__{args.exp_name}__{args.seed}__{int(time.time())}")
+    writer = open_run(args, env)  # the run folder, --track's W&B run, TensorBoard with the hyperparameters
     # one Generator for every random choice of the agent; the env's own comes from its first reset: same seed, same Q
     rng = np.random.default_rng(args.seed)
     q_table = np.zeros((env.observation_space.n, env.action_space.n))
     visits = np.zeros(q_table.shape, dtype=np.int64)  # n(s, a), for the step size
     returns, lengths, successes = np.zeros((3, args.total_episodes))
-    global_step, start_time = 0, time.time()
-    evaluation = log_evaluation(writer, 0, scorer.evaluate(q_table))
-    for episode in range(args.total_episodes):
-        epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_episodes, episode)
-        obs, _ = env.reset(seed=args.seed if episode == 0 else None)  # seeded once: later resets go on from there
-        episode_return, episode_length, terminated, truncated = 0.0, 0, False, False
-        while not (terminated or truncated):
-            action = epsilon_greedy_action(q_table[obs], epsilon, rng)
-            next_obs, reward, terminated, truncated, _ = env.step(action)
-            visits[obs, action] += 1
-            alpha = step_size(args.learning_rate, int(visits[obs, action]), args.lr_decay_exponent)
-            # Q(s, a) += α · (r + γ · max_a' Q(s', a') · (1 − terminated) − Q(s, a))
-            td_update(q_table, obs, action, reward, next_obs, terminated, alpha, args.gamma)
-            episode_return += reward
-            episode_length += 1
-            obs = next_obs
-        global_step += episode_length
-        returns[episode], lengths[episode] = episode_return, episode_length
-        successes[episode] = terminated and (reward > 0 or not scorer.is_frozenlake)  # FrozenLake: the goal, not a hole
-        episodes_done = episode + 1  # the x axis of every chart
-        sps = global_step / (time.time() - start_time)
-        if episodes_done % args.log_frequency == 0:
-            log_episodes(writer, episodes_done, args.log_frequency, returns, lengths, successes, epsilon, sps)
-        if episodes_done % args.eval_frequency == 0:
-            evaluation = log_evaluation(writer, episodes_done, scorer.evaluate(q_table))
-        if episodes_done % max(1, args.total_episodes // 10) == 0:
-            eta = (args.total_episodes / episodes_done - 1) * (time.time() - start_time)
-            print(f"episode {episodes_done} | SPS {sps:,.0f} | ETA {eta:.0f} s | V(π)/V* {evaluation.value_ratio:.4f}")
+    exploration_episodes = args.exploration_fraction * args.total_episodes  # ε falls from start_e to end_e over these
+    global_step, episode, start_time = 0, 0, time.time()  # global_step: env steps so far, the x axis of every chart
+    writer.add_scalar("charts/epsilon", args.start_e, global_step)
+    evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
+    try:
+        for episode in range(args.total_episodes):
+            epsilon = linear_schedule(args.start_e, args.end_e, exploration_episodes, episode)
+            obs, _ = env.reset(seed=args.seed if episode == 0 else None)  # seeded once: later resets go on from there
+            episode_return, episode_length, terminated, truncated = 0.0, 0, False, False
+            while not (terminated or truncated):
+                action = epsilon_greedy_action(q_table[obs], epsilon, rng)
+                next_obs, reward, terminated, truncated, _ = env.step(action)
+                visits[obs, action] += 1
+                alpha = step_size(args.learning_rate, int(visits[obs, action]), args.lr_decay_exponent)
+                # Q(s, a) += α · (r + γ · max_a' Q(s', a') · (1 − terminated) − Q(s, a))
+                td_update(q_table, obs, action, reward, next_obs, terminated, alpha, args.gamma)
+                episode_return += reward
+                episode_length += 1
+                obs = next_obs
+            global_step += episode_length
+            returns[episode], lengths[episode] = episode_return, episode_length
+            successes[episode] = terminated and (reward > 0 or not scorer.is_frozenlake)  # FrozenLake: the goal
+            episodes_done = episode + 1
+            sps = global_step / (time.time() - start_time)
+            if episodes_done % args.log_frequency == 0:
+                log_episodes(writer, global_step, episodes_done, args.log_frequency, returns, lengths, successes,
+                             epsilon, sps)
+            if episodes_done % args.eval_frequency == 0:
+                evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
+            if episodes_done % max(1, args.total_episodes // 10) == 0:
+                eta = (args.total_episodes / episodes_done - 1) * (time.time() - start_time)
+                print(f"episode {episodes_done} | SPS {sps:,.0f} | ETA {eta:.0f} s | "
+                      f"V(π)/V* {evaluation.value_ratio:.4f}")
+    except KeyboardInterrupt:  # Ctrl-C: one line saying where the run stopped; what was logged stays
+        stop_interrupted(writer, args, episode, global_step)
     wall_time = time.time() - start_time
     if args.total_episodes % args.eval_frequency:  # the last episode was not scored in the loop
-        evaluation = log_evaluation(writer, args.total_episodes, scorer.evaluate(q_table))
+        evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
     success_rate = float(successes[-args.log_frequency:].mean())
     result = Result(q_table, writer.log_dir, global_step, wall_time, success_rate, evaluation, describe_env(args, env))
-    finish_run(args, env, writer, result)  # hyperparameters, pictures, model, video
+    finish_run(args, env, writer, result)  # pictures, model, video, the end of the W&B run
     return result
 
 
 # ---- Plumbing: the env, exact scoring, logging, pictures and video, argument checks, main() -------------------
-def fail(message: str):
-    """Stop with one line on stderr and exit status 2: bad input never gives a traceback."""
+def fail(message: str, status: int = 2):
+    """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a full disk, a
+    read-only folder), 130 for Ctrl-C."""
     print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
+    raise SystemExit(status)
 
 
 def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
@@ -181,7 +215,7 @@ def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
     if args.env_id.startswith("FrozenLake"):
         kwargs["is_slippery"] = args.is_slippery
         if args.map_size > 0:
-            kwargs["desc"] = generate_random_map(size=args.map_size, p=args.map_p, seed=args.map_seed)
+            kwargs["desc"] = random_map(args.map_size, args.map_p, args.map_seed)
         elif args.map_name is not None:
             kwargs["map_name"] = args.map_name
     try:
@@ -196,12 +230,29 @@ def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
     return env
 
 
+def random_map(size: int, p: float, seed: int, max_tries: int = 10_000) -> list[str]:
+    """gymnasium's `generate_random_map(size, p, seed)`, draw for draw (the same maps), but with at most `max_tries`
+    boards: one that has no path from S to G is drawn again, and a low --map-p may never give one."""
+    np_random, _ = seeding.np_random(seed)
+    for _ in range(max_tries):
+        board = np_random.choice(["F", "H"], (size, size), p=[p, 1 - p])
+        board[0][0], board[-1][-1] = "S", "G"
+        if is_valid(board, size):
+            return ["".join(row) for row in board]
+    fail(f"--map-p {p}: no {size}x{size} map with a path from S to G in {max_tries:,} draws; raise --map-p")
+
+
+def frozenlake_map(args: Args, env: gym.Env) -> str:
+    """FrozenLake's map as played: "8x8", or "random 6x6 p=0.8 seed=3"."""
+    (rows, cols) = env.unwrapped.desc.shape
+    return f"random {rows}x{cols} p={args.map_p} seed={args.map_seed}" if args.map_size else f"{rows}x{cols}"
+
+
 def describe_env(args: Args, env: gym.Env) -> str:
     """The env as played, for the summary: FrozenLake names the map it really got."""
     if not isinstance(env.unwrapped, FrozenLakeEnv):
         return args.env_id
-    (rows, cols), random_map = env.unwrapped.desc.shape, "random " if args.map_size else ""
-    return f"{args.env_id} ({rows}x{cols} {random_map}map, {'slippery' if args.is_slippery else 'not slippery'})"
+    return f"{args.env_id} (map {frozenlake_map(args, env)}, {'slippery' if args.is_slippery else 'not slippery'})"
 
 
 def tabular_model(P: dict, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,44 +344,95 @@ class Result:  # what main() returns, for tests and benchmarks
     env_name: str  # the env as played, with FrozenLake's real map
 
 
-def log_episodes(writer: SummaryWriter, episodes_done: int, window: int, returns: np.ndarray, lengths: np.ndarray,
-                 successes: np.ndarray, epsilon: float, sps: float) -> None:
+def new_run_dir(args: Args) -> str:
+    """Create the run folder, exclusively, so that two runs never share one: a default name already taken (two runs
+    started in the same second) gets -2, -3, ...; a --run-name already taken is refused."""
+    name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    for attempt in itertools.count(1):
+        run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.makedirs(run_dir)
+            return run_dir
+        except FileExistsError:
+            if args.run_name:
+                fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
+
+
+# The learning hyperparameters that tell runs apart, TensorBoard's HPARAMS columns (every flag is in the text table).
+# Names shared with the DQN scripts mean the same there; FrozenLake adds its map and ice.
+HPARAMS = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_decay_exponent", "gamma", "start_e",
+           "end_e", "exploration_fraction")
+
+
+def open_run(args: Args, env: gym.Env) -> SummaryWriter:
+    """The run folder; with --track, CleanRL's Weights & Biases run, made before the SummaryWriter so that every
+    scalar is mirrored; the writer, with the flags as a text table and the HPARAMS session record."""
+    run_dir = new_run_dir(args)
+    if args.track:
+        import wandb  # only with --track; check_args made sure it is installed
+
+        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                   config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
+    writer = SummaryWriter(run_dir)
+    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
+    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+    hparam_dict = {name: getattr(args, name) for name in HPARAMS}
+    if isinstance(env.unwrapped, FrozenLakeEnv):  # strings: TensorBoard would show a bool as 0.0000 or 1.0000
+        hparam_dict |= {"map": frozenlake_map(args, env), "is_slippery": str(args.is_slippery)}
+    # the session record alone: without an experiment record, TensorBoard's HPARAMS tab takes its columns from all
+    # runs in the folder (the other scripts' too) and its metrics from their scalars (here eval/value_ratio)
+    _, session_start, session_end = hparams(hparam_dict, {})
+    writer.file_writer.add_summary(session_start)
+    writer.file_writer.add_summary(session_end)
+    return writer
+
+
+def log_episodes(writer: SummaryWriter, global_step: int, episodes_done: int, window: int, returns: np.ndarray,
+                 lengths: np.ndarray, successes: np.ndarray, epsilon: float, sps: float) -> None:
     recent = slice(episodes_done - window, episodes_done)  # means over the last `window` episodes
     charts = {"episodic_return": returns[recent].mean(), "episodic_length": lengths[recent].mean(),
-              "success_rate": successes[recent].mean(), "epsilon": epsilon, "SPS": sps}
+              "success_rate": successes[recent].mean(), "epsilon": epsilon, "SPS": sps, "episodes": episodes_done}
     for tag, value in charts.items():
-        writer.add_scalar(f"charts/{tag}", value, episodes_done)
+        writer.add_scalar(f"charts/{tag}", value, global_step)
 
 
-def log_evaluation(writer: SummaryWriter, episodes_done: int, evaluation: Evaluation) -> Evaluation:
-    writer.add_scalar("eval/value_ratio", evaluation.value_ratio, episodes_done)
+def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluation) -> Evaluation:
+    writer.add_scalar("eval/value_ratio", evaluation.value_ratio, global_step)
     if evaluation.goal_probability is not None:
-        writer.add_scalar("eval/goal_probability", evaluation.goal_probability, episodes_done)
+        writer.add_scalar("eval/goal_probability", evaluation.goal_probability, global_step)
     return evaluation
 
 
+def stop_interrupted(writer: SummaryWriter, args: Args, episode: int, global_step: int):
+    """Ctrl-C: keep what was logged and stop with one line; a second Ctrl-C while the logs are flushed is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    writer.close()
+    fail(f"interrupted (Ctrl-C) in episode {episode + 1:,} of {args.total_episodes:,}, at env step {global_step:,}; "
+         f"the logs so far are in {writer.log_dir}", status=130)
+
+
 def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) -> None:
-    """The hyperparameters (a text table and HPARAMS), the pictures (in TensorBoard and as PNG), model and video."""
-    q_table, run_dir = result.q_table, result.run_dir
-    table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
-    writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
+    """The pictures (in TensorBoard and as PNG), model and video; the end of the W&B run."""
+    q_table, run_dir, step = result.q_table, result.run_dir, result.steps
     names = ACTION_NAMES.get(type(env.unwrapped).__name__) or [f"a{a}" for a in range(env.action_space.n)]
     pictures = {"q_table": draw_q_heatmap(q_table, names)}
     if (layout := grid_layout(env)) is not None:  # Taxi's states are not cells of one grid: no map picture
         pictures["greedy_policy"] = draw_policy_map(*layout, q_table)
     for name, img in pictures.items():
-        cv2.imwrite(os.path.join(run_dir, f"{name}.png"), img)
-        writer.add_image(f"images/{name}", img[:, :, ::-1], args.total_episodes, dataformats="HWC")  # BGR → RGB
-    hparam_dict = {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in asdict(args).items()}
-    for summary in hparams(hparam_dict, {"eval/value_ratio": result.evaluation.value_ratio}):
-        writer.file_writer.add_summary(summary)  # into this run's folder (add_hparams would make a sub-run)
+        Path(run_dir, f"{name}.png").write_bytes(cv2.imencode(".png", img)[1].tobytes())  # a full disk raises
+        writer.add_image(f"images/{name}", img[:, :, ::-1], step, dataformats="HWC")  # BGR → RGB
     if args.save_model:
         np.save(os.path.join(run_dir, f"{args.exp_name}.npy"), q_table)
     if args.capture_video:
-        os.makedirs(os.path.join(run_dir, "videos"), exist_ok=True)
+        os.makedirs(os.path.join(run_dir, "videos"))
         record_video(args, q_table, os.path.join(run_dir, "videos", "greedy.mp4"))
+        log_video(writer, "videos/greedy", os.path.join(run_dir, "videos", "greedy.mp4"), step)
     writer.close()
     env.close()
+    if args.track:
+        import wandb
+
+        wandb.finish()
 
 
 ACTION_NAMES = {"FrozenLakeEnv": ["left", "down", "right", "up"], "CliffWalkingEnv": ["up", "right", "down", "left"],
@@ -357,49 +459,77 @@ def viridis(values: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(np.uint8(np.round(255 * scaled)), cv2.COLORMAP_VIRIDIS).reshape(*values.shape, 3)
 
 
-def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale: float = 0.35):
+def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale: float = 0.35,
+               thickness: int = 1):
     """A w × h box of `colour` with `text` at its top left, black on light colours, white on dark ones."""
     cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), tuple(map(int, colour)), -1)
     ink = (0, 0, 0) if sum(map(int, colour)) > 400 else (255, 255, 255)
-    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, 16)), cv2.FONT_HERSHEY_SIMPLEX, scale, ink, 1, cv2.LINE_AA)
+    text_height = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1]
+    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
+                thickness, cv2.LINE_AA)
     return ink
+
+
+WHITE = (255, 255, 255)
+CELLS = {"H": ("hole", (30, 30, 30)), "C": ("cliff", (40, 40, 140)), "G": ("goal", (180, 105, 255))}  # BGR
+
+
+def colour_bar(label: str, low: float, high: float, width: int, height: int = 26) -> np.ndarray:
+    """A legend strip `width` px wide: "`label` low", viridis() from low to high, "high"."""
+    strip = np.full((height, width, 3), 255, np.uint8)
+    texts = (f"{label}: {low:.3g}", f"{high:.3g}")
+    left, right = (cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 8 for text in texts)
+    strip[6:-6, left:width - right] = viridis(np.arange(width - left - right, dtype=float))
+    filled_box(strip, 0, 0, left, height, WHITE, texts[0], 0.4)
+    filled_box(strip, width - right, 0, right, height, WHITE, texts[1], 0.4)
+    return strip
 
 
 def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent: int | None = None, cell=72):
     """The map, each cell shaded by its value max_a Q(s, a), with its letter and an arrow from its centre the way the
-    greedy action (argmax, as scored) moves; none on H, G (terminal) and C (cliff). `agent`: a state to mark red."""
+    greedy action (argmax, as scored) moves; none on H, G (terminal) and C (cliff). `agent`: a state to mark red.
+    Below, the legend: the colours of the cells that are not shaded, and the value scale."""
     n_rows, n_cols = len(cells), len(cells[0])
-    shades, policy = viridis(q_table.max(axis=1)), q_table.argmax(axis=1)
-    img = np.full((n_rows * cell, n_cols * cell, 3), 255, np.uint8)  # white: the grid lines between cells
+    values, policy = q_table.max(axis=1), q_table.argmax(axis=1)
+    img, shades = np.full((n_rows * cell, n_cols * cell, 3), 255, np.uint8), viridis(values)  # white: grid lines
     for s in range(n_rows * n_cols):
         letter, x0, y0 = cells[s // n_cols][s % n_cols], (s % n_cols) * cell, (s // n_cols) * cell
-        colour = {"H": (60, 40, 30), "C": (40, 40, 120), "G": (0, 200, 255)}.get(letter, shades[s])
-        ink = filled_box(img, x0 + 1, y0 + 1, cell - 2, cell - 2, colour, letter, 0.45)
-        if letter not in "HGC":
+        colour = CELLS[letter][1] if letter in CELLS else shades[s]
+        ink = filled_box(img, x0 + 1, y0 + 1, cell - 2, cell - 2, colour, letter, 0.7, 2)
+        if letter not in CELLS:
             (dx, dy), centre = moves[policy[s]], (x0 + cell // 2, y0 + cell // 2)
             tip = (centre[0] + int(dx * cell * 0.38), centre[1] + int(dy * cell * 0.38))
             cv2.arrowedLine(img, centre, tip, ink, 2, cv2.LINE_AA, tipLength=0.35)
     if agent is not None:
         centre = ((agent % n_cols) * cell + cell // 2, (agent // n_cols) * cell + cell // 2)
         cv2.circle(img, centre, cell // 5, (0, 0, 255), -1, cv2.LINE_AA)
-    return img
+    swatches = np.full((26, img.shape[1], 3), 255, np.uint8)
+    for i, letter in enumerate(letter for letter in CELLS if any(letter in row for row in cells)):
+        filled_box(swatches, 4 + 80 * i, 4, 18, 18, CELLS[letter][1], "")
+        filled_box(swatches, 24 + 80 * i, 0, 56, 26, WHITE, CELLS[letter][0], 0.4)
+    return np.vstack([img, swatches, colour_bar("max Q", values.min(), values.max(), img.shape[1])])
 
 
 def draw_q_heatmap(q_table: np.ndarray, action_names: list[str]) -> np.ndarray:
-    """Q(s, a) as a heatmap, a row per state, a column per action, the greedy action (argmax) outlined in red."""
+    """Q(s, a) as a heatmap, a row per state, a column per action, the greedy action (argmax) outlined in red where
+    a row has one (a row of equal values, a terminal state's, has none), and the colour scale below."""
     n_states, n_actions = q_table.shape
-    h, w, header, label = max(2, min(22, 1200 // n_states)), 64, 24, 40
-    img, shades = np.full((header + n_states * h, label + n_actions * w, 3), 255, np.uint8), viridis(q_table)
+    h, w, title, header, label = max(2, min(22, 1200 // n_states)), 64, 20, 24, 48
+    top = title + header  # the axis title "action" over the actions' names; "state" over the states' numbers
+    img, shades = np.full((top + n_states * h, label + n_actions * w, 3), 255, np.uint8), viridis(q_table)
+    filled_box(img, label, 0, n_actions * w, title, WHITE, "action", 0.4)
+    filled_box(img, 0, title, label, header, WHITE, "state", 0.4)
     for a, name in enumerate(action_names):
-        filled_box(img, label + a * w, 0, w, header, (255, 255, 255), name, 0.4)
+        filled_box(img, label + a * w, title, w, header, WHITE, name, 0.4)
     for s in range(n_states):
-        y0 = header + s * h
-        filled_box(img, 0, y0, label, h, (255, 255, 255), str(s) if h >= 12 else "")
+        y0 = top + s * h
+        filled_box(img, 0, y0, label, h, WHITE, str(s) if h >= 12 else "")
         for a in range(n_actions):
             filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.3g}" if h >= 14 else "")
-        x0 = label + q_table[s].argmax() * w
-        cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (0, 0, 255), 1)
-    return img
+        if q_table[s].max() > q_table[s].min():
+            x0 = label + q_table[s].argmax() * w
+            cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (0, 0, 255), 1)
+    return np.vstack([img, colour_bar("Q(s, a)", q_table.min(), q_table.max(), img.shape[1])])
 
 
 ANSI_COLOURS = {"34": (255, 80, 0), "35": (200, 0, 200), "42": (0, 200, 0), "43": (0, 220, 255)}  # BGR
@@ -441,10 +571,41 @@ def record_video(args: Args, q_table: np.ndarray, path: str, max_steps: int = 20
     env.close()
 
 
+def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames: int = 100, max_width: int = 300):
+    """Show an mp4 in TensorBoard as an animated GIF (OpenCV encodes it; no moviepy): its first `max_frames` frames,
+    at most `max_width` px wide (OpenCV's GIFs take some 30 kB a frame)."""
+    capture, frames = cv2.VideoCapture(path), []
+    while len(frames) < max_frames and (grabbed := capture.read())[0]:
+        scale = min(1.0, max_width / grabbed[1].shape[1])
+        frames.append(cv2.resize(grabbed[1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    capture.release()
+    if not frames:  # OpenCV's video writer does not raise when it cannot write
+        raise OSError(f"the video {path} could not be written (is the disk full?)")
+    animation = cv2.Animation()
+    animation.frames, animation.durations = frames, [250] * len(frames)  # 4 frames a second, as the mp4
+    _, gif = cv2.imencodeanimation(".gif", animation)
+    height, width = frames[0].shape[:2]
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif.tobytes())
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
+def available_memory() -> float:
+    """Bytes of memory the OS can give this run (Linux's MemAvailable counts the caches it can free), else inf."""
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        return float("inf")
+    return int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024
+
+
 def check_args(args: Args) -> None:
-    """Reject impossible flag values before anything is written."""
+    """Reject impossible flag values before anything is written. NaN and ±inf fail every range below."""
+    memory = 0.9 * available_memory()
+    episode_bytes = 3 * 8 * args.total_episodes  # returns, lengths, successes: a float64 each per episode
+    map_bytes = 8 * args.map_size**4 * (4 + 3)  # T (n² × 4 actions, n = size² states) and the solve's n × n matrices
     checks = [
         ("total_episodes", args.total_episodes > 0, "must be a positive number of episodes"),
+        ("total_episodes", episode_bytes <= memory, f"the per-episode statistics need {episode_bytes / 2**30:,.1f} "
+                                                    f"GiB of memory but {memory / 2**30:,.1f} GiB is available"),
         ("learning_rate", 0 < args.learning_rate <= 1, "must be in (0, 1]"),
         ("lr_decay_exponent", 0 <= args.lr_decay_exponent <= 1, "must be in [0, 1]"),
         ("gamma", 0 <= args.gamma < 1, "must be in [0, 1)"),
@@ -453,18 +614,40 @@ def check_args(args: Args) -> None:
         ("exploration_fraction", 0 < args.exploration_fraction <= 1, "must be in (0, 1]"),
         ("map_name", args.map_name in (None, "4x4", "8x8"), 'must be "4x4" or "8x8"'),
         ("map_size", args.map_size == 0 or args.map_size >= 2, "must be 0 (no random map) or at least 2"),
+        ("map_size", map_bytes <= memory, f"exact scoring on that map needs {map_bytes / 2**30:,.1f} GiB of memory "
+                                          f"but {memory / 2**30:,.1f} GiB is available"),
         ("map_p", 0 < args.map_p <= 1, "must be in (0, 1]"),
+        ("seed", 0 <= args.seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
+        ("map_seed", 0 <= args.map_seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
         ("log_frequency", args.log_frequency > 0, "must be positive"),
         ("eval_frequency", args.eval_frequency > 0, "must be positive"),
+        ("run_name", args.run_name is None or (args.run_name not in ("", ".", "..") and "/" not in args.run_name),
+         "must be a folder name, without '/'"),
+        ("track", not args.track or importlib.util.find_spec("wandb"), "needs Weights & Biases: pip install wandb"),
     ]
     for flag, ok, reason in checks:
         if not ok:
             fail(f"--{flag.replace('_', '-')} {getattr(args, flag)}: {reason}")
 
 
+def quiet_writer_thread(hook: threading.ExceptHookArgs):
+    """TensorBoard's writer thread hands a failed write (a full disk) to the main thread, which reports it in one
+    line, then re-raises it: that second report, a traceback, is left out."""
+    if not issubclass(hook.exc_type, OSError):
+        threading.__excepthook__(hook)
+
+
 def main(args: Args) -> Result:
+    """Check the flags, train, print the summary. Ctrl-C in the training loop says where it stopped (train())."""
     check_args(args)
-    result = train(args)
+    threading.excepthook = quiet_writer_thread
+    try:
+        result = train(args)
+    except OSError as error:  # a full disk, a read-only folder: the cause in one line
+        fail(f"cannot write the run under {args.runs_dir}: {error}", status=1)
+    except KeyboardInterrupt:  # while setting up or finishing the run
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        fail(f"interrupted (Ctrl-C) before or after the training loop; the run folders are in {args.runs_dir}", 130)
     e = result.evaluation
     goal = "-" if e.goal_probability is None else f"{e.goal_probability:.4f} (optimal {e.optimal_goal_probability:.4f})"
     rows = {"env": result.env_name, "episodes, env steps": f"{args.total_episodes:,}, {result.steps:,}",

@@ -24,7 +24,6 @@ curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed
 
 import argparse
 import itertools
-import json
 import re
 import sys
 from dataclasses import dataclass
