@@ -82,7 +82,7 @@ def scalars(run_dir: Path) -> dict[str, list]:
 
 class KillAfterFirstCheckpoint:
     """Called while the sweep runs: once `run_dir/checkpoint.pt` exists, SIGKILL the run's process (found by its
-    --run-name), once."""
+    --runs-dir, so never another sweep's run of the same name), once."""
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
@@ -96,7 +96,7 @@ class KillAfterFirstCheckpoint:
                 arguments = cmdline.read_bytes().split(b"\0")
             except OSError:  # the process has just ended
                 continue
-            if self.run_dir.name.encode() in arguments and b"--run-name" in arguments:
+            if str(self.run_dir.parent).encode() in arguments and b"--run-name" in arguments:  # this sweep's
                 self.killed_pid = int(cmdline.parent.name)
                 os.kill(self.killed_pid, signal.SIGKILL)
                 return
