@@ -444,7 +444,8 @@ def test_track_mirrors_the_config_and_every_scalar_to_an_offline_wandb_run(dqn, 
                         runs_dir=str(offline_wandb / "runs")), make_env=make_catch_env)
     config, scalars = wandb_config_and_scalars(offline_wandb)
     assert (config["seed"], config["env_id"], config["track"]) == ("7", '"Catch"', "true")
-    assert {"charts/epsilon", "losses/td_loss", "eval/episodic_return", "eval/q_estimate"} <= scalars
+    # (not the last evaluation's points: W&B's TensorBoard sync may still be reading them when the run finishes)
+    assert {"charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"} <= scalars
 
 
 def test_track_without_wandb_installed_is_one_line_before_anything_is_written(dqn, tmp_path, monkeypatch, capsys):
