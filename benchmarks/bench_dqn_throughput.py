@@ -122,11 +122,10 @@ def sgemm_flops_per_second(device, n: int = 2048) -> float:
 def learning_phase_sps(m, env_id: str, num_envs: int, steps: int, compile: bool) -> float:
     """SPS of the script's main() after learning starts, from the wall times of its charts/SPS points."""
     learning_starts = 2000
-    args = m.Args(env_id=env_id, num_envs=num_envs, total_timesteps=learning_starts + steps,
-                  learning_starts=learning_starts, buffer_size=learning_starts + steps, eval_episodes=1,
-                  compile=compile)
     with tempfile.TemporaryDirectory() as runs_dir:
-        m.main(args, runs_dir=runs_dir)
+        m.main(m.Args(env_id=env_id, num_envs=num_envs, total_timesteps=learning_starts + steps,
+                      learning_starts=learning_starts, buffer_size=learning_starts + steps, eval_episodes=1,
+                      compile=compile, runs_dir=runs_dir))
         (run_dir,) = Path(runs_dir).iterdir()
         events = EventAccumulator(str(run_dir))
         events.Reload()
