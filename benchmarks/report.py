@@ -17,9 +17,9 @@ reads every run folder under `bench_runs` (any folder with TensorBoard event fil
   Figure 3. Written only when some run logs them.
 
 A run is grouped by the env id, script (exp_name) and seed of its `hyperparameters` text (the folder name
-`{env}__{script}__{seed}...` when there is none). In a folder the sweep wrote (some run has `sweep_done.json`), a
-run without that marker is not finished: it is listed with the step it reached and left out of the scores and
-curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report is reproducible.
+`{env}__{script}__{seed}...` when there is none). In a folder the sweep wrote (it has `sweep_logs/`, or some run
+has `sweep_done.json`), a run without that marker is not finished: it is listed with the step it reached and left
+out of the scores and curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report is reproducible.
 """
 
 import argparse
@@ -48,6 +48,7 @@ HUMAN_RANDOM = {
 SCORE_TAGS = ("eval/episodic_return", "eval/value_ratio")  # the first one a run has is its score (DQN, tabular)
 OVERESTIMATION_TAGS = ("eval/q_estimate", "eval/discounted_return")
 DONE_MARKER = "sweep_done.json"  # written by benchmarks/sweep.py when a run exits with status 0
+SWEEP_LOGS = "sweep_logs"  # the folder of the runs' console output, written by benchmarks/sweep.py
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
 ATARI = "Atari (human-normalized)"
@@ -143,7 +144,8 @@ def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
 def load_runs(runs_dir: Path) -> list[RunData]:
     """Every folder directly under `runs_dir` that holds TensorBoard event files, sorted by env, script, seed."""
     folders = sorted({path.parent for path in runs_dir.glob("*/events.out.tfevents.*")})
-    written_by_sweep = any((folder / DONE_MARKER).exists() for folder in folders)
+    # the sweep writes sweep_logs/ as it starts a run and the marker when one ends: a sweep with no run ended yet
+    written_by_sweep = (runs_dir / SWEEP_LOGS).is_dir() or any((folder / DONE_MARKER).exists() for folder in folders)
     runs = [load_run(folder, finished=(folder / DONE_MARKER).exists() or not written_by_sweep) for folder in folders]
     return sorted(runs, key=lambda run: (run.env_id, run.script, run.seed))
 

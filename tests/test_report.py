@@ -106,6 +106,15 @@ def test_runs_are_identified_by_their_hyperparameters_and_a_run_without_the_mark
     assert [(run.env_id, run.script, run.seed) for run in unfinished] == [("BreakoutNoFrameskip-v4", "dqn_atari", 5)]
 
 
+@pytest.mark.parametrize("sweep_logs, finished", [(True, False), (False, True)])
+def test_in_a_sweep_with_no_run_ended_yet_every_run_is_unfinished(tmp_path, sweep_logs, finished):
+    """A sweep's folder (it has sweep_logs/) before its first run ends; a hand-made folder counts every run."""
+    write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0]}, finished=False)
+    if sweep_logs:
+        (tmp_path / "sweep_logs").mkdir()
+    assert [run.finished for run in report.load_runs(tmp_path)] == [finished]
+
+
 def test_the_final_score_is_the_mean_over_seeds_of_the_last_evaluation(cells):
     cell = cells[("BreakoutNoFrameskip-v4", "dqn_atari")]
     expected = np.mean([raw_score("BreakoutNoFrameskip-v4", value) for value in (0.1, 0.2, 0.3, 0.4)])
