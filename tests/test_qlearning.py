@@ -236,13 +236,12 @@ def test_exact_goal_probability_agrees_with_monte_carlo_within_three_standard_er
 # ---------------------------------------------------------------------------------------------------------------
 # Learning: default hyperparameters reach the optimum
 # ---------------------------------------------------------------------------------------------------------------
-# One run at a time (CI has 2 cores and other tests): all ten seeds of 4x4 slippery and not slippery, three of Taxi
-# (~13 s each) and one of 8x8 with the README's flags (~45 s); `python benchmarks/bench_qlearning.py` runs all
-# ten seeds of every case.
+# CI runs three seeds of each 4x4 case, one of Taxi and one of 8x8 with the README's flags (the suite's time is
+# bounded); `python benchmarks/bench_qlearning.py` runs all ten seeds of every case.
 LEARNING_CASES = {
-    "4x4 slippery": (dict(), range(1, 11)),
-    "4x4 not slippery": (dict(is_slippery=False), range(1, 11)),
-    "Taxi-v4": (dict(env_id="Taxi-v4"), range(1, 4)),
+    "4x4 slippery": (dict(), range(1, 4)),
+    "4x4 not slippery": (dict(is_slippery=False), range(1, 4)),
+    "Taxi-v4": (dict(env_id="Taxi-v4"), range(1, 2)),
     "8x8 slippery, README flags": (dict(map_name="8x8", total_episodes=100_000), range(1, 2)),
 }
 
