@@ -19,7 +19,8 @@ reads every run folder under `bench_runs` (any folder with TensorBoard event fil
 A run is grouped by the env id, script (exp_name) and seed of its `hyperparameters` text (the folder name
 `{env}__{script}__{seed}...` when there is none). In a folder the sweep wrote (it has `sweep_logs/`, or some run
 has `sweep_done.json`), a run without that marker is not finished: it is listed with the step it reached and left
-out of the scores and curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report is reproducible.
+out of the scores and curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report
+is reproducible; a cell with one seed shows no CI (a bootstrap over one seed measures no spread).
 """
 
 import argparse
@@ -335,8 +336,10 @@ def markdown(report: Report) -> str:
         missing = [run.seed for run in unfinished if (run.env_id, run.script) == (cell.env_id, cell.script)]
         seeds = f"{len(cell.seeds)} ({', '.join(map(str, cell.seeds))})" + (
             f"; not finished: {', '.join(map(str, missing))}" if missing else "")
-        lines.append(f"| {cell.env_id} | {cell.script} | {cell.tag} | {cell.estimate} | {seeds} | "
-                     f"{cell.normalized or '–'} |")
+        estimate, normalized = (cell.estimate, cell.normalized) if len(cell.seeds) > 1 else (
+            f"{cell.estimate.value:.3f} (one seed: no CI)",
+            cell.normalized and f"{cell.normalized.value:.3f} (one seed: no CI)")
+        lines.append(f"| {cell.env_id} | {cell.script} | {cell.tag} | {estimate} | {seeds} | {normalized or '–'} |")
     lines += ["", "## Aggregates over games", ""]
     if not report.matrices:
         lines.append("No normalized scores (no Atari game with human and random scores, no tabular value ratio).")

@@ -115,6 +115,12 @@ def test_in_a_sweep_with_no_run_ended_yet_every_run_is_unfinished(tmp_path, swee
     assert [run.finished for run in report.load_runs(tmp_path)] == [finished]
 
 
+def test_a_cell_with_one_seed_shows_its_score_and_no_interval(tmp_path):
+    write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0, 4.58]})
+    text = report.markdown(report.build_report(tmp_path))
+    assert "| eval/episodic_return | 4.580 (one seed: no CI) | 1 (1) | 0.100 (one seed: no CI) |" in text
+
+
 def test_the_final_score_is_the_mean_over_seeds_of_the_last_evaluation(cells):
     cell = cells[("BreakoutNoFrameskip-v4", "dqn_atari")]
     expected = np.mean([raw_score("BreakoutNoFrameskip-v4", value) for value in (0.1, 0.2, 0.3, 0.4)])
