@@ -5,7 +5,7 @@ Checks (exit status 1 when one is missed):
   2. FrozenLake 8x8 slippery with the README's flags, seed 1: V(π)/V* ≥ 0.99 within 120 s.
   3. Seeds 1..10 of 4x4 slippery, 4x4 not slippery, Taxi-v4 (default flags) and 8x8 slippery (the README's flags):
      V(π)/V* ≥ 0.99 for every seed, printed per seed. tests/test_qlearning.py runs three seeds of each 4x4 case
-     and one of Taxi and of 8x8.
+     and one of Taxi; the 8x8 case is checked here only.
 The timed runs go one at a time; the wall time is that of `main()` (training, exact scoring, TensorBoard,
 pictures), not of Python's start-up, and the CPU time beside it is this process's, which another job on the same
 cores inflates less than the wall time. Runs are written to a temporary folder and deleted.

@@ -236,13 +236,13 @@ def test_exact_goal_probability_agrees_with_monte_carlo_within_three_standard_er
 # ---------------------------------------------------------------------------------------------------------------
 # Learning: default hyperparameters reach the optimum
 # ---------------------------------------------------------------------------------------------------------------
-# CI runs three seeds of each 4x4 case, one of Taxi and one of 8x8 with the README's flags (the suite's time is
-# bounded); `python benchmarks/bench_qlearning.py` runs all ten seeds of every case.
+# CI runs three seeds of each 4x4 case and one of Taxi (the suite's time is bounded); `python
+# benchmarks/bench_qlearning.py` runs all ten seeds of every case, 8x8 slippery with the README's flags among them
+# (a 100,000-episode run took 242 s in CI on 2026-12-01: that case lives in the benchmark only).
 LEARNING_CASES = {
     "4x4 slippery": (dict(), range(1, 4)),
     "4x4 not slippery": (dict(is_slippery=False), range(1, 4)),
     "Taxi-v4": (dict(env_id="Taxi-v4"), range(1, 2)),
-    "8x8 slippery, README flags": (dict(map_name="8x8", total_episodes=100_000), range(1, 2)),
 }
 
 
