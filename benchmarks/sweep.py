@@ -32,7 +32,8 @@ Run (from the repository root):
     python benchmarks/report.py bench_runs --out bench_runs/report
 
 Prints one line per finished or failed run and, at the end, every run's folder and status. Exit status 0 when
-every run has finished, 1 when one has not, 2 for a bad command line.
+every run has finished, 1 when one has not, 2 for a bad command line, 130 after Ctrl-C (which stops the unfinished
+runs at their last checkpoints: the same command continues them).
 """
 
 import argparse
@@ -99,10 +100,11 @@ def run_sweep(runs: list[Run], cpus_per_run: float, gpus_per_run: float, max_ret
         scheduling_strategy="SPREAD")  # long runs: fill the nodes evenly rather than the driver's node first
     pending = {task.remote(run): run for run in runs if run.name not in records}
     while pending:
-        (ready,), _ = ray.wait(list(pending), num_returns=1)
-        run = pending.pop(ready)
-        records[run.name] = task_record(ready, run)
-        print(progress_line(records[run.name]), flush=True)
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # back every second, so Ctrl-C is seen
+        for ref in ready:
+            run = pending.pop(ref)
+            records[run.name] = task_record(ref, run)
+            print(progress_line(records[run.name]), flush=True)
     return [records[run.name] for run in runs]
 
 
@@ -272,7 +274,13 @@ def main(argv: list[str]) -> int:
     runs = plan_runs(args, flags)
     if not all(done_record(run) for run in runs):  # a sweep that has nothing left to run starts no Ray
         connect(args.address, args.num_cpus)
-    records = run_sweep(runs, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+    try:
+        records = run_sweep(runs, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+    except KeyboardInterrupt:
+        ray.shutdown()  # stops the workers, and with them their runs (die_with_parent_hook)
+        print("\ninterrupted (Ctrl-C): the unfinished runs stopped and keep their last checkpoints; "
+              "run the same command again to continue", flush=True)
+        return 130
     print_summary(records)
     ray.shutdown()
     return 0 if all(is_finished(record) for record in records) else 1

@@ -44,7 +44,7 @@ def run_sweep(command: list[str], output: Path, baseline: set, until=None) -> tu
     while process.poll() is None and time.time() < deadline:
         seen |= non_loopback_listeners()
         if until:
-            until()
+            until(process)
         time.sleep(0.2)
     process.kill()  # a no-op unless it ran past the deadline
     return process.wait(), output.read_text(), seen - baseline
@@ -88,18 +88,25 @@ class KillAfterFirstCheckpoint:
         self.run_dir = run_dir
         self.killed_pid = None
 
-    def __call__(self):
+    def __call__(self, sweep_process):
         if self.killed_pid or not (self.run_dir / sweep.CHECKPOINT).exists():
             return
-        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-            try:
-                arguments = cmdline.read_bytes().split(b"\0")
-            except OSError:  # the process has just ended
-                continue
-            if str(self.run_dir.parent).encode() in arguments and b"--run-name" in arguments:  # this sweep's
-                self.killed_pid = int(cmdline.parent.name)
-                os.kill(self.killed_pid, signal.SIGKILL)
-                return
+        for pid in run_pids(self.run_dir.parent)[:1]:
+            self.killed_pid = pid
+            os.kill(pid, signal.SIGKILL)
+
+
+def run_pids(runs_dir: Path) -> list[int]:
+    """The processes of the runs started with --runs-dir `runs_dir` (so never another sweep's)."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            arguments = cmdline.read_bytes().split(b"\0")
+        except OSError:  # the process has just ended
+            continue
+        if str(runs_dir).encode() in arguments and b"--run-name" in arguments:
+            pids.append(int(cmdline.parent.name))
+    return pids
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +187,34 @@ def test_a_run_killed_with_sigkill_is_retried_and_resumes_from_its_checkpoint(cl
     for tag in steps:
         assert len(steps[tag]) == len(set(steps[tag])), f"{tag} has a step twice: {steps[tag]}"
     assert steps["eval/episodic_return"][-1] == 600
+
+
+class CtrlCAfterFirstCheckpoint:
+    """Called while the sweep runs: once `run_dir/checkpoint.pt` exists, send the sweep SIGINT, once."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.sent = False
+
+    def __call__(self, sweep_process):
+        if not self.sent and (self.run_dir / sweep.CHECKPOINT).exists():
+            sweep_process.send_signal(signal.SIGINT)
+            self.sent = True
+
+
+def test_ctrl_c_stops_the_sweep_and_its_runs_which_keep_their_checkpoints(tmp_path):
+    run_dir = tmp_path / "runs" / "BreakoutNoFrameskip-v4__dqn_atari__1"
+    ctrl_c = CtrlCAfterFirstCheckpoint(run_dir)
+    long_run = DQN[:DQN.index("--total-timesteps") + 1] + ["100000"] + DQN[DQN.index("--total-timesteps") + 2:]
+    status, output, _ = run_sweep(sweep_command(tmp_path / "runs", *long_run), tmp_path / "sweep.out", set(),
+                                  until=ctrl_c)
+    assert ctrl_c.sent and status == 130, output
+    assert output.rstrip().splitlines()[-1].startswith("interrupted (Ctrl-C): ")
+    deadline = time.time() + 30  # the run dies with its Ray worker
+    while run_pids(tmp_path / "runs") and time.time() < deadline:
+        time.sleep(0.2)
+    assert run_pids(tmp_path / "runs") == []
+    assert torch.load(run_dir / sweep.CHECKPOINT, weights_only=True)["global_step"] >= 100
 
 
 def test_a_two_node_cluster_runs_the_sweep_on_both_nodes_on_loopback(cluster, tmp_path):
