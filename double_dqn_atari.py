@@ -155,7 +155,8 @@ class QNetwork(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x):
-        return self.network(x.contiguous(memory_format=torch.channels_last) / 255.0)
+        # the uint8 pixels as floats in [0, 1]: converted and laid out channels_last in one copy, then divided in place
+        return self.network(x.to(torch.float32, memory_format=torch.channels_last).div_(255.0))
 
 
 # ---- Learning rules ---------------------------------------------------------------------------------------------
