@@ -20,7 +20,8 @@ A run is grouped by the env id, script (exp_name) and seed of its `hyperparamete
 `{env}__{script}__{seed}...` when there is none). In a folder the sweep wrote (it has `sweep_logs/`, or some run
 has `sweep_done.json`), a run without that marker is not finished: it is listed with the step it reached and left
 out of the scores and curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report
-is reproducible; a cell with one seed shows no CI (a bootstrap over one seed measures no spread).
+is reproducible; a score, aggregate or probability that rests on one seed shows no CI (a bootstrap over one seed
+measures no spread).
 """
 
 import argparse
@@ -70,13 +71,16 @@ class RunData:
 
 @dataclass
 class Estimate:
-    """A point estimate with its 95% confidence interval."""
+    """A point estimate with its 95% confidence interval; None for both ends when it rests on one seed (a
+    bootstrap over one seed measures no spread)."""
 
     value: float
-    low: float
-    high: float
+    low: float | None
+    high: float | None
 
     def __str__(self) -> str:
+        if self.low is None:
+            return f"{self.value:.3f} (one seed: no CI)"
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
@@ -133,12 +137,16 @@ def atari_game(env_id: str) -> str:
 
 def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
     """rliable's point estimates and 95% stratified-bootstrap CIs of `func` for each key (a runs × games matrix,
-    or a pair of them for the probability of improvement). rliable draws from numpy's global generator, so it is
-    seeded here for a reproducible report."""
+    or a pair of them for the probability of improvement; no CI where a matrix has one run). rliable draws from
+    numpy's global generator, so it is seeded here for a reproducible report."""
     np.random.seed(BOOTSTRAP_SEED)
     points, intervals = rly.get_interval_estimates(score_dict, func, reps=BOOTSTRAP_REPS)
-    return {key: Estimate(float(np.squeeze(points[key])), float(np.squeeze(intervals[key][0])),
-                          float(np.squeeze(intervals[key][1]))) for key in score_dict}
+    estimates = {}
+    for key, scores in score_dict.items():
+        one_run = min(len(matrix) for matrix in (scores if isinstance(scores, list) else [scores])) == 1
+        low, high = (None, None) if one_run else (float(np.squeeze(bound)) for bound in intervals[key])
+        estimates[key] = Estimate(float(np.squeeze(points[key])), low, high)
+    return estimates
 
 
 # ---- Reading the runs --------------------------------------------------------------------------------------------
@@ -211,9 +219,10 @@ def final_scores(runs: list[RunData], notes: list[str]) -> list[FinalScore]:
             if not scored:
                 continue
             scores = np.array([run.scalars[tag][1][-1] for run in scored])
-            low, high = bootstrap_ci(scores)
-            estimate = Estimate(float(scores.mean()), float(low), float(high))
-            normalized = (Estimate(*(human_normalized(env_id, value) for value in (estimate.value, low, high)))
+            low, high = (float(bound) for bound in bootstrap_ci(scores)) if len(scores) > 1 else (None, None)
+            estimate = Estimate(float(scores.mean()), low, high)
+            normalized = (Estimate(*(value if value is None else human_normalized(env_id, value)
+                                     for value in (estimate.value, low, high)))
                           if tag == "eval/episodic_return" and human_normalized(env_id, 0.0) is not None else None)
             cells.append(FinalScore(env_id, script, tag, [run.seed for run in scored], scores, estimate, normalized))
     return cells
@@ -282,7 +291,7 @@ def curves_figure(runs: list[RunData]) -> Figure:
         for script, group in sorted(scripts.items()):
             scored = [run for run in group if tag in run.scalars]
             if scored:
-                plot_mean(axes, scored, tag, f"{script} ({len(scored)} seeds)", color=script_colors(runs)[script],
+                plot_mean(axes, scored, tag, f"{script} ({len(scored)} seed{'s' * (len(scored) > 1)})", color=script_colors(runs)[script],
                           linestyle="-")
         axes.set(title=env_id, xlabel="global step", ylabel=tag)
         axes.legend()
@@ -336,10 +345,8 @@ def markdown(report: Report) -> str:
         missing = [run.seed for run in unfinished if (run.env_id, run.script) == (cell.env_id, cell.script)]
         seeds = f"{len(cell.seeds)} ({', '.join(map(str, cell.seeds))})" + (
             f"; not finished: {', '.join(map(str, missing))}" if missing else "")
-        estimate, normalized = (cell.estimate, cell.normalized) if len(cell.seeds) > 1 else (
-            f"{cell.estimate.value:.3f} (one seed: no CI)",
-            cell.normalized and f"{cell.normalized.value:.3f} (one seed: no CI)")
-        lines.append(f"| {cell.env_id} | {cell.script} | {cell.tag} | {estimate} | {seeds} | {normalized or '–'} |")
+        lines.append(f"| {cell.env_id} | {cell.script} | {cell.tag} | {cell.estimate} | {seeds} | "
+                     f"{cell.normalized or '–'} |")
     lines += ["", "## Aggregates over games", ""]
     if not report.matrices:
         lines.append("No normalized scores (no Atari game with human and random scores, no tabular value ratio).")

@@ -6,6 +6,7 @@ seeds 1-2; a fifth Breakout seed of dqn_atari that did not finish; the value est
 """
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -106,6 +107,12 @@ def test_runs_are_identified_by_their_hyperparameters_and_a_run_without_the_mark
     assert [(run.env_id, run.script, run.seed) for run in unfinished] == [("BreakoutNoFrameskip-v4", "dqn_atari", 5)]
 
 
+def test_the_report_reads_the_file_names_the_sweep_writes():
+    """The two scripts share no code: the names of the done marker and of the logs folder are written in both."""
+    sweep = load_script("benchmarks/sweep")
+    assert (report.DONE_MARKER, report.SWEEP_LOGS) == (sweep.DONE_MARKER, sweep.LOGS)
+
+
 @pytest.mark.parametrize("sweep_logs, finished", [(True, False), (False, True)])
 def test_in_a_sweep_with_no_run_ended_yet_every_run_is_unfinished(tmp_path, sweep_logs, finished):
     """A sweep's folder (it has sweep_logs/) before its first run ends; a hand-made folder counts every run."""
@@ -115,10 +122,15 @@ def test_in_a_sweep_with_no_run_ended_yet_every_run_is_unfinished(tmp_path, swee
     assert [run.finished for run in report.load_runs(tmp_path)] == [finished]
 
 
-def test_a_cell_with_one_seed_shows_its_score_and_no_interval(tmp_path):
+def test_with_one_seed_a_score_its_aggregates_and_the_improvement_probability_show_no_interval(tmp_path):
+    """A bootstrap over one seed measures no spread: no degenerate [x, x] interval anywhere in the report."""
     write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0, 4.58]})
+    write_run(tmp_path, "BreakoutNoFrameskip-v4", "double_dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0, 7.46]})
     text = report.markdown(report.build_report(tmp_path))
-    assert "| eval/episodic_return | 4.580 (one seed: no CI) | 1 (1) | 0.100 (one seed: no CI) |" in text
+    assert "| dqn_atari | eval/episodic_return | 4.580 (one seed: no CI) | 1 (1) | 0.100 (one seed: no CI) |" in text
+    assert "| dqn_atari | BreakoutNoFrameskip-v4 | 1 | 0.100 (one seed: no CI) | 0.100 (one seed: no CI) |" in text
+    assert "| double_dqn_atari | dqn_atari | 1.000 (one seed: no CI) |" in text
+    assert not re.search(r"\[-?\d+\.\d+, ", text)  # no interval [low, high] anywhere
 
 
 def test_the_final_score_is_the_mean_over_seeds_of_the_last_evaluation(cells):
