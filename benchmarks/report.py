@@ -143,8 +143,8 @@ def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
     points, intervals = rly.get_interval_estimates(score_dict, func, reps=BOOTSTRAP_REPS)
     estimates = {}
     for key, scores in score_dict.items():
-        one_run = min(len(matrix) for matrix in (scores if isinstance(scores, list) else [scores])) == 1
-        low, high = (None, None) if one_run else (float(np.squeeze(bound)) for bound in intervals[key])
+        matrices = scores if isinstance(scores, list) else [scores]  # a pair for the probability of improvement
+        low, high = (None, None) if min(map(len, matrices)) == 1 else (float(np.squeeze(b)) for b in intervals[key])
         estimates[key] = Estimate(float(np.squeeze(points[key])), low, high)
     return estimates
 
@@ -291,8 +291,8 @@ def curves_figure(runs: list[RunData]) -> Figure:
         for script, group in sorted(scripts.items()):
             scored = [run for run in group if tag in run.scalars]
             if scored:
-                plot_mean(axes, scored, tag, f"{script} ({len(scored)} seed{'s' * (len(scored) > 1)})", color=script_colors(runs)[script],
-                          linestyle="-")
+                label = f"{script} ({len(scored)} seed{'s' if len(scored) > 1 else ''})"
+                plot_mean(axes, scored, tag, label, color=script_colors(runs)[script], linestyle="-")
         axes.set(title=env_id, xlabel="global step", ylabel=tag)
         axes.legend()
     return figure

@@ -126,11 +126,14 @@ def test_with_one_seed_a_score_its_aggregates_and_the_improvement_probability_sh
     """A bootstrap over one seed measures no spread: no degenerate [x, x] interval anywhere in the report."""
     write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0, 4.58]})
     write_run(tmp_path, "BreakoutNoFrameskip-v4", "double_dqn_atari", 1, {"eval/episodic_return": [0.0, 1.0, 7.46]})
-    text = report.markdown(report.build_report(tmp_path))
+    built = report.build_report(tmp_path)
+    text = report.markdown(built)
     assert "| dqn_atari | eval/episodic_return | 4.580 (one seed: no CI) | 1 (1) | 0.100 (one seed: no CI) |" in text
     assert "| dqn_atari | BreakoutNoFrameskip-v4 | 1 | 0.100 (one seed: no CI) | 0.100 (one seed: no CI) |" in text
     assert "| double_dqn_atari | dqn_atari | 1.000 (one seed: no CI) |" in text
     assert not re.search(r"\[-?\d+\.\d+, ", text)  # no interval [low, high] anywhere
+    assert [line.get_label() for line in report.curves_figure(built.runs).axes[0].lines] == [
+        "double_dqn_atari (1 seed)", "dqn_atari (1 seed)"]
 
 
 def test_the_final_score_is_the_mean_over_seeds_of_the_last_evaluation(cells):
