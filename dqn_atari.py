@@ -338,9 +338,10 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
         policy, loss_fn = torch.compile(q_network, mode=mode), torch.compile(td_loss, mode=mode)
     rng = np.random.default_rng(args.seed)  # the exploration coins
 
-    global_step = 0
+    global_step, evaluation_pending = 0, False
     if checkpoint:
         global_step = restore_checkpoint(checkpoint, q_network, target_network, optimizer, rb, rng, envs)
+        evaluation_pending = checkpoint.get("evaluation_pending", False)
     env_rngs = env_rng_states(envs)  # a checkpoint restarts the games from these (see save_checkpoint)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
     rb.start_episodes()
@@ -349,6 +350,8 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
     with SummaryWriter(run_dir, purge_step=global_step + 1 if checkpoint else None) as writer, \
             StopOnCtrlC() as ctrl_c:
         log = Log(writer, args, global_step, device)
+        if evaluation_pending:  # Ctrl-C abandoned the evaluation due at the checkpoint's step: play it now
+            evaluation_pending = not evaluate_and_log(writer, args, make_env, q_network, global_step, device, ctrl_c)
         while global_step < args.total_timesteps and not ctrl_c.pressed:
             # ε-greedy: each env takes a random action with probability ε, else argmax_a Q(s, a)
             epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_timesteps,
@@ -388,12 +391,15 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
                 update_target(target_network, q_network, args.tau)
 
             if times_due(global_step, args.eval_frequency, args.num_envs) or global_step >= args.total_timesteps:
-                evaluate_and_log(writer, args, make_env, q_network, global_step, device, ctrl_c)
+                evaluation_pending = not evaluate_and_log(writer, args, make_env, q_network, global_step, device,
+                                                          ctrl_c)  # pending if Ctrl-C abandoned it
             if times_due(global_step, args.checkpoint_frequency, args.num_envs) and global_step < args.total_timesteps:
-                save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs)
+                save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs,
+                                evaluation_pending)
 
         if args.checkpoint_frequency:  # the end, or where Ctrl-C stopped: --resume continues (or extends) from here
-            save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs)
+            save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs,
+                            evaluation_pending)
         log.finish(global_step, ctrl_c.pressed)
     if args.save_model:
         save_model(q_network, os.path.join(run_dir, f"{args.exp_name}.pt"), global_step)
@@ -594,16 +600,17 @@ def discounted_returns(rewards: list[float], ends: list[bool], gamma: float) -> 
     return returns[::-1]
 
 
-def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, global_step: int, device, ctrl_c):
+def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, global_step: int, device,
+                     ctrl_c) -> bool:
     """Evaluate the online network and log `eval/episodic_return` (the mean score), `eval/q_estimate` and
-    `eval/discounted_return` (with --capture-video, the first game too). Ctrl-C abandons it."""
+    `eval/discounted_return` (with --capture-video, the first game too). Ctrl-C abandons it: returns False."""
     video_paths = [os.path.join(writer.log_dir, "videos", f"step-{global_step}.mp4")] if args.capture_video else []
     if video_paths:
         os.makedirs(os.path.dirname(video_paths[0]), exist_ok=True)
     evaluation = evaluate(q_network, make_env, args.env_id, args.seed + global_step, args.eval_episodes,
                           args.eval_epsilon, device, video_paths, args.gamma, ctrl_c)
     if evaluation is None:
-        return
+        return False
     writer.add_scalar("eval/episodic_return", np.mean(evaluation.returns), global_step)
     writer.add_scalar("eval/q_estimate", evaluation.q_estimate, global_step)
     writer.add_scalar("eval/discounted_return", evaluation.discounted_return, global_step)
@@ -612,6 +619,7 @@ def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, glo
     print(f"eval at step {global_step:,}: mean return {np.mean(evaluation.returns):.2f} over "
           f"{len(evaluation.returns)} games | Q estimate {evaluation.q_estimate:.3f}, discounted return "
           f"{evaluation.discounted_return:.3f}")
+    return True
 
 
 def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames: int = 300):
@@ -756,13 +764,14 @@ def env_rng_states(envs) -> dict:
 
 
 def save_checkpoint(writer: SummaryWriter, args: Args, global_step: int, q_network, target_network, optimizer,
-                    rb: ReplayBuffer, rng, env_rngs: dict):
-    """Write the run's state to `{run folder}/checkpoint.pt`, with the name of the script that can continue it."""
+                    rb: ReplayBuffer, rng, env_rngs: dict, evaluation_pending: bool):
+    """Write the run's state to `{run folder}/checkpoint.pt`, with the name of the script that can continue it and
+    whether the evaluation due at this step is still to be played (Ctrl-C abandoned it)."""
     writer.flush()  # every point up to the checkpoint is on disk; a resume drops those after it
     save_atomically({
         "script": os.path.basename(__file__), "args": asdict(args), "global_step": global_step,
         "q_network": finite_weights(q_network, global_step), "target_network": target_network.state_dict(),
-        "optimizer": optimizer.state_dict(), "replay": rb.state_dict(),
+        "optimizer": optimizer.state_dict(), "replay": rb.state_dict(), "evaluation_pending": evaluation_pending,
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state(), "exploration": rng.bit_generator.state,
                 **env_rngs},
     }, os.path.join(writer.log_dir, CHECKPOINT))

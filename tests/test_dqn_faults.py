@@ -5,6 +5,7 @@ import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import torch
 from fixture_envs import make_catch_env
@@ -156,7 +157,7 @@ class CtrlCAtStep:
         return self.env.step(action)
 
 
-def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step(dqn, tmp_path):
+def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step_and_a_resume_plays_it(dqn, tmp_path):
     steps_after_ctrl_c = []
 
     def make_env(env_id, seed, idx, training=True, render_mode=None):
@@ -170,7 +171,17 @@ def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step(dqn, tmp_path):
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert [e.step for e in events.Scalars("eval/episodic_return")] == [270]  # the interrupted one is not logged
-    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 360
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert (checkpoint["global_step"], checkpoint["evaluation_pending"]) == (360, True)
+
+    # the resume (nothing left to train) plays the final evaluation Ctrl-C abandoned, as the run would have
+    q_network = dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env)
+    expected = dqn.evaluate(q_network, make_catch_env, "Catch", args.seed + 360, 50, args.eval_epsilon,
+                            torch.device("cpu"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("eval/episodic_return")][1:] == [
+        (360, pytest.approx(np.mean(expected.returns)))]
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["evaluation_pending"] is False
 
 
 def test_a_second_ctrl_c_during_a_checkpoint_write_stops_at_once_and_keeps_the_last_checkpoint(dqn, tmp_path,
