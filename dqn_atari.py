@@ -610,6 +610,7 @@ def evaluate_and_log(writer: SummaryWriter, args: Args, make_env, q_network, glo
     evaluation = evaluate(q_network, make_env, args.env_id, args.seed + global_step, args.eval_episodes,
                           args.eval_epsilon, device, video_paths, args.gamma, ctrl_c)
     if evaluation is None:
+        print(f"evaluation at step {global_step:,} interrupted: not logged")
         return False
     writer.add_scalar("eval/episodic_return", np.mean(evaluation.returns), global_step)
     writer.add_scalar("eval/q_estimate", evaluation.q_estimate, global_step)

@@ -157,7 +157,7 @@ class CtrlCAtStep:
         return self.env.step(action)
 
 
-def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step_and_a_resume_plays_it(dqn, tmp_path):
+def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step_and_a_resume_plays_it(dqn, tmp_path, capsys):
     steps_after_ctrl_c = []
 
     def make_env(env_id, seed, idx, training=True, render_mode=None):
@@ -168,6 +168,7 @@ def test_ctrl_c_during_an_evaluation_stops_within_one_agent_step_and_a_resume_pl
     args = dqn.parse_args(["--resume", str(run_dir), "--total-timesteps", "360"])
     dqn.main(args, make_env=make_env)
     assert steps_after_ctrl_c == [1]  # the step in progress when Ctrl-C came, and none after it
+    assert "evaluation at step 360 interrupted: not logged\n" in capsys.readouterr().out
     events = EventAccumulator(str(run_dir))
     events.Reload()
     assert [e.step for e in events.Scalars("eval/episodic_return")] == [270]  # the interrupted one is not logged
