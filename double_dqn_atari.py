@@ -346,7 +346,7 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
     global_step, evaluation_pending = 0, False
     if checkpoint:
         global_step = restore_checkpoint(checkpoint, q_network, target_network, optimizer, rb, rng, envs)
-        evaluation_pending = checkpoint.get("evaluation_pending", False)
+        evaluation_pending = checkpoint.get("evaluation_pending", False)  # older checkpoints did not record it
     env_rngs = env_rng_states(envs)  # a checkpoint restarts the games from these (see save_checkpoint)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
     rb.start_episodes()
