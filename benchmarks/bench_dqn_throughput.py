@@ -178,8 +178,8 @@ def main():
         print(f"{script:<18}{1e3 * t['t_update']:>12.2f}{1e3 * t['t_act']:>10.3f}{1e3 * t['t_env']:>10.3f}"
               f"{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}  | {1e3 * t['t_update_large']:>30.2f}"
               f"{1e3 * t['t_env_ale']:>26.3f}{ale_bound:>11.0f}")
-    print("\nfp32 matrix-multiply speed, the best block of each: " + ", ".join(f"{k} {v / 1e9:.1f}" for k, v in matrix.items())
-          + f" GFLOP/s; the peak is the faster, {peak / 1e9:.1f}")
+    speeds = ", ".join(f"{name} {flops / 1e9:.1f}" for name, flops in matrix.items())
+    print(f"\nfp32 matrix-multiply speed, the best block of each: {speeds} GFLOP/s; the peak is the faster")
     print(f"{'script':<18}{'update GFLOP':>13}{'achieved GFLOP/s':>18}{'of the peak':>15}{'floor ms':>10}"
           f"{'goal needs of it':>19}")
     print("\n".join(flop_rows))
