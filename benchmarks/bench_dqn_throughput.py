@@ -4,7 +4,8 @@ Measures, for each script: the time of one gradient update (sampling a batch of 
 action, and of one env step through the full Atari pipeline; the compute bound they imply,
 1 / (t_update / train_frequency + t_act + t_env); and the learning-phase SPS of the script's real training loop
 over a few thousand steps. Prints a table and exits 1 when SPS / bound is below --min-ratio or an update takes
-longer than --max-update-ms.
+longer than --max-update-ms. The update is timed again after the loop: when the two timings differ by more than 10%,
+the machine's speed changed during the run (a shared host, a clock change), and a warning says so.
 
 The distance to the physical limit: the update's FLOP, counted by torch's FlopCounterMode from the operations that
 really run (convolutions and matrix products, forward and backward), its achieved FLOP/s, this machine's peak
@@ -69,10 +70,10 @@ def ale_vector_env(env_id: str, num_envs: int):
     return AtariVectorEnv(game, num_envs, episodic_life=True, autoreset_mode="SameStep")
 
 
-def component_times(m, env_id: str, num_envs: int, device, large_memory: int, compile: bool) -> dict:
+def component_times(m, env_id: str, num_envs: int, device, large_memory: int, compile: bool) -> tuple:
     """t_env (per agent step), t_act (per agent step) and t_update (per update) with the script's own pieces,
     set up as its main() sets them up; t_env_ale with AtariVectorEnv in place of the script's envs;
-    t_update_large with --large-memory transitions in the replay."""
+    t_update_large with --large-memory transitions in the replay. Also returns the timed update, to time it again."""
     import gymnasium as gym
 
     envs = gym.vector.SyncVectorEnv([m.make_env(env_id, 0, i) for i in range(num_envs)],
@@ -92,25 +93,25 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
         with torch.no_grad():
             policy(obs.to(device)).argmax(dim=1).cpu().numpy()
 
-    def update():
-        loss, _ = loss_of(q_network, target_network, rb.sample(32), 0.99, "mse")
+    def update(replay):
+        loss, _ = loss_of(q_network, target_network, replay.sample(32), 0.99, "mse")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         loss.item()  # the training loop checks the loss for finiteness every update
 
-    times |= {"t_act": per_call(act, 1000) / num_envs, "t_update": per_call(update, 300)}
+    times |= {"t_act": per_call(act, 1000) / num_envs, "t_update": per_call(lambda: update(rb), 300)}
     with FlopCounterMode(display=False) as flops:  # counted from the shapes of the operations that really run
-        update()
+        update(rb)
     times["update_flop"] = flops.get_total_flops()
     # a large memory: the frames of the real transitions, repeated (sampling cost depends on size, not content)
-    rb = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
+    large = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
     stacks, zeros = obs.numpy(), np.zeros(num_envs, np.int64)
-    rb.start_episodes()
+    large.start_episodes()
     for _ in range(large_memory // num_envs):
-        rb.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
-    times["t_update_large"] = per_call(update, 300)
-    return times
+        large.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
+    times["t_update_large"] = per_call(lambda: update(large), 300)
+    return times, lambda: update(rb)
 
 
 def matrix_flops_per_second(device, n: int = 2048, blocks: int = 5) -> dict:
@@ -159,16 +160,19 @@ def main():
     print(f"device: {name}; env {options.env_id}; {options.num_envs} env(s); train_frequency 4; batch 32"
           f"{'; --compile' if options.compile else ''}")
     print(f"{'script':<18}{'t_update ms':>12}{'t_act ms':>10}{'t_env ms':>10}{'bound SPS':>11}{'loop SPS':>10}"
-          f"{'ratio':>7}  | {'t_update ms, ' + f'{options.large_memory:,} in replay':>30}"
+          f"{'ratio':>7}{'t_update ms after the loop':>28}"
+          f"  | {'t_update ms, ' + f'{options.large_memory:,} in replay':>30}"
           f"{'t_env ms, AtariVectorEnv':>26}{'its bound':>11}")
-    failed, flop_rows = False, []
+    failed, flop_rows, drifts = False, [], []
     matrix = matrix_flops_per_second(device)
     peak = max(matrix.values())
     for script in options.scripts:
         m = load_script(script)
-        t = component_times(m, options.env_id, options.num_envs, device, options.large_memory, options.compile)
+        t, update = component_times(m, options.env_id, options.num_envs, device, options.large_memory, options.compile)
         bound, ale_bound = (1 / (t["t_update"] / 4 + t["t_act"] + t[env]) for env in ("t_env", "t_env_ale"))
         sps = learning_phase_sps(m, options.env_id, options.num_envs, options.steps, options.compile)
+        t_update_after = per_call(update, 300)  # the same update once more: did the machine's speed change meanwhile?
+        drifts.append(abs(t_update_after / t["t_update"] - 1))
         ratio = sps / bound
         failed |= ratio < options.min_ratio or 1e3 * t["t_update"] > options.max_update_ms
         achieved = t["update_flop"] / t["t_update"]
@@ -176,7 +180,8 @@ def main():
         flop_rows.append(f"{script:<18}{t['update_flop'] / 1e9:>13.2f}{achieved / 1e9:>18.1f}{achieved / peak:>15.2f}"
                          f"{t['update_flop'] / peak * 1e3:>10.2f}{needed / peak:>19.2f}")
         print(f"{script:<18}{1e3 * t['t_update']:>12.2f}{1e3 * t['t_act']:>10.3f}{1e3 * t['t_env']:>10.3f}"
-              f"{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}  | {1e3 * t['t_update_large']:>30.2f}"
+              f"{bound:>11.0f}{sps:>10.0f}{ratio:>7.2f}{1e3 * t_update_after:>28.2f}"
+              f"  | {1e3 * t['t_update_large']:>30.2f}"
               f"{1e3 * t['t_env_ale']:>26.3f}{ale_bound:>11.0f}")
     speeds = ", ".join(f"{name} {flops / 1e9:.1f}" for name, flops in matrix.items())
     print(f"\nfp32 matrix-multiply speed, the best block of each: {speeds} GFLOP/s; the peak is the faster")
@@ -184,6 +189,9 @@ def main():
           f"{'goal needs of it':>19}")
     print("\n".join(flop_rows))
     print("FAIL" if failed else "ok", f"(goals: SPS / bound >= {options.min_ratio}, t_update <= {options.max_update_ms} ms)")
+    if max(drifts) > 0.1:
+        print(f"warning: the update's time changed by up to {100 * max(drifts):.0f}% between before and after the "
+              "loop: the machine's speed changed during the run, so its ratio compares figures of different speeds")
     return 1 if failed else 0
 
 
