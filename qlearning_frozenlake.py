@@ -36,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,7 @@ class Args:
     """slippery ice moves in the intended direction with probability 1/3, else to either side"""
     # Run management
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
-    """the name of this experiment"""
+    """the name of this experiment, part of the run folder's default name and the model's file name"""
     seed: int = 1
     """seed of the agent's numpy Generator (ε coin, exploring action, ties) and of the env's first reset, in
     [0, 2**32)"""
@@ -102,7 +103,7 @@ class Args:
     """whether to record 3 greedy episodes of the learned policy as mp4 (in `{runs_dir}/{run_name}/videos`) and
     show them in TensorBoard as an animated image (videos/greedy)"""
     runs_dir: str = "runs"
-    """folder that holds the run folders (TensorBoard logs, pictures, model, videos)"""
+    """folder that holds the run folders (TensorBoard logs, pictures, model, videos), made if missing"""
     run_name: str | None = None
     """the run folder's name; unset: `{env_id}__{exp_name}__{seed}__{unix time}` (-2, -3, ... added when two runs
     start in the same second). A --run-name whose folder exists is refused: the script has no checkpoints to resume"""
@@ -219,9 +220,12 @@ def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
         elif args.map_name is not None:
             kwargs["map_name"] = args.map_name
     try:
-        env = gym.make(args.env_id, render_mode=render_mode, **kwargs)
-    except gym.error.Error as e:
-        fail(f"--env-id {args.env_id}: not a registered gymnasium env ({type(e).__name__})")
+        with warnings.catch_warnings(action="ignore"):  # its warnings ("out of date") say less than its errors
+            env = gym.make(args.env_id, render_mode=render_mode, **kwargs)
+    except (gym.error.Error, ImportError) as e:  # unknown, deprecated (Taxi-v3), or needing a missing package (jax)
+        fail(f"--env-id {args.env_id}: gymnasium cannot make it: {e}")
+    if env.spec.id != args.env_id.split(":")[-1]:  # "Taxi": gymnasium plays its latest version, which may change
+        fail(f"--env-id {args.env_id}: name the version; gymnasium would play {env.spec.id}")
     spaces = (env.observation_space, env.action_space)
     if not all(isinstance(space, gym.spaces.Discrete) for space in spaces):
         fail(f"--env-id {args.env_id}: observation and action spaces {spaces}; a Q-table needs both Discrete")
@@ -347,7 +351,7 @@ class Result:  # what main() returns, for tests and benchmarks
 def new_run_dir(args: Args) -> str:
     """Create the run folder, exclusively, so that two runs never share one: a default name already taken (two runs
     started in the same second) gets -2, -3, ...; a --run-name already taken is refused."""
-    name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    name = args.run_name or default_run_name(args)
     for attempt in itertools.count(1):
         run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
         try:
@@ -356,6 +360,11 @@ def new_run_dir(args: Args) -> str:
         except FileExistsError:
             if args.run_name:
                 fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
+
+
+def default_run_name(args: Args) -> str:
+    """CleanRL's run name, `{env_id}__{exp_name}__{seed}__{unix time}` (a namespace's '/' in the env id made '_')."""
+    return f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
 # The learning hyperparameters that tell runs apart, TensorBoard's HPARAMS columns (every flag is in the text table).
@@ -367,12 +376,20 @@ HPARAMS = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_
 def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     """The run folder; with --track, CleanRL's Weights & Biases run, made before the SummaryWriter so that every
     scalar is mirrored; the writer, with the flags as a text table and the HPARAMS session record."""
+    made_runs_dir = not os.path.isdir(args.runs_dir)
     run_dir = new_run_dir(args)
     if args.track:
         import wandb  # only with --track; check_args made sure it is installed
 
-        wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                   config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
+        try:
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                       config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
+        except wandb.errors.Error as e:  # not logged in (no API key, no terminal to ask for one), no network, ...
+            os.rmdir(run_dir)  # still empty: a run that never started leaves nothing behind
+            if made_runs_dir:
+                os.rmdir(args.runs_dir)
+            status = 2 if isinstance(e, wandb.errors.UsageError) else 1  # a setup to fix (log in), or a fault
+            fail(f"--track True: Weights & Biases did not start: {e}", status)
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
@@ -597,11 +614,18 @@ def available_memory() -> float:
     return int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024
 
 
+def is_name(name: str) -> bool:
+    """A name for one file or folder: not '', '.' or '..', no '/', and within the 255 bytes file systems allow."""
+    return name not in ("", ".", "..") and "/" not in name and len(name.encode()) <= 255
+
+
 def check_args(args: Args) -> None:
     """Reject impossible flag values before anything is written. NaN and ±inf fail every range below."""
     memory = 0.9 * available_memory()
     episode_bytes = 3 * 8 * args.total_episodes  # returns, lengths, successes: a float64 each per episode
     map_bytes = 8 * args.map_size**4 * (4 + 3)  # T (n² × 4 actions, n = size² states) and the solve's n × n matrices
+    # the run folder is made under the nearest part of --runs-dir that exists, which must then be a folder
+    runs_base = next(p for p in (Path(args.runs_dir), *Path(args.runs_dir).parents) if os.path.exists(p))
     checks = [
         ("total_episodes", args.total_episodes > 0, "must be a positive number of episodes"),
         ("total_episodes", episode_bytes <= memory, f"the per-episode statistics need {episode_bytes / 2**30:,.1f} "
@@ -621,8 +645,11 @@ def check_args(args: Args) -> None:
         ("map_seed", 0 <= args.map_seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
         ("log_frequency", args.log_frequency > 0, "must be positive"),
         ("eval_frequency", args.eval_frequency > 0, "must be positive"),
-        ("run_name", args.run_name is None or (args.run_name not in ("", ".", "..") and "/" not in args.run_name),
-         "must be a folder name, without '/'"),
+        ("exp_name", is_name(args.exp_name) and is_name(default_run_name(args) + "-99"),  # with room for -2, -3, ...
+         "must be a file name (not '', '.' or '..', no '/') short enough for the run folder's default name (255 B)"),
+        ("run_name", args.run_name is None or is_name(args.run_name),
+         "must be a folder name: not '', '.' or '..', no '/', at most 255 bytes"),
+        ("runs_dir", args.runs_dir != "" and os.path.isdir(runs_base), "must name a folder, or where one can be made"),
         ("track", not args.track or importlib.util.find_spec("wandb"), "needs Weights & Biases: pip install wandb"),
     ]
     for flag, ok, reason in checks:
@@ -645,9 +672,9 @@ def main(args: Args) -> Result:
         result = train(args)
     except OSError as error:  # a full disk, a read-only folder: the cause in one line
         fail(f"cannot write the run under {args.runs_dir}: {error}", status=1)
-    except KeyboardInterrupt:  # while setting up or finishing the run
+    except KeyboardInterrupt:  # while setting up or finishing the run: where it stopped is not known here
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        fail(f"interrupted (Ctrl-C) before or after the training loop; the run folders are in {args.runs_dir}", 130)
+        fail("interrupted (Ctrl-C) outside the training loop: any run folder it made is incomplete", 130)
     e = result.evaluation
     goal = "-" if e.goal_probability is None else f"{e.goal_probability:.4f} (optimal {e.optimal_goal_probability:.4f})"
     rows = {"env": result.env_name, "episodes, env steps": f"{args.total_episodes:,}, {result.steps:,}",
