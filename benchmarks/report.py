@@ -3,7 +3,7 @@ scores with confidence intervals, human-normalized aggregates, and the overestim
 
     python benchmarks/report.py bench_runs --out bench_runs/report
 
-reads every run folder under `bench_runs` (any folder with TensorBoard event files, e.g. the sweep's) and writes:
+reads every run folder directly under `bench_runs` (e.g. the sweep's) and writes:
 
 - `report.png`: per env a panel, `eval/episodic_return` (tabular runs: `eval/value_ratio`) against global_step,
   the mean over seeds with a 95% bootstrap confidence band, one colour per script.
@@ -16,17 +16,31 @@ reads every run folder under `bench_runs` (any folder with TensorBoard event fil
   it actually obtained `eval/discounted_return` (dashed) against global_step: van Hasselt et al. (2016),
   Figure 3. Written only when some run logs them.
 
-A run is grouped by the env id, script (exp_name) and seed of its `hyperparameters` text (the folder name
-`{env}__{script}__{seed}...` when there is none). In a folder the sweep wrote (it has `sweep_logs/`, or some run
-has `sweep_done.json`), a run without that marker is not finished: it is listed with the step it reached and left
-out of the scores and curves. Every CI is a percentile bootstrap with 2,000 resamples and a fixed seed, so a report
-is reproducible; a score, aggregate or probability that rests on one seed shows no CI (a bootstrap over one seed
-measures no spread).
+Which runs are pooled. A run is a folder whose event files hold the `hyperparameters` text table the scripts write
+as they start (`|flag|value|`, every flag). Its seed is pooled with the seeds of the runs whose tables agree on
+everything that changes what is learned or what the score measures: the env id, the script (exp_name) and every
+flag but the seed and BOOKKEEPING (where a run is written, when it logs, on which device it runs). Each group is named
+by its env id and script, followed by the flags that tell it apart from the other runs of that env id or script:
+`FrozenLake-v1 (map_size=2)` beside `FrozenLake-v1 (map_size=0)` for two maps (the map flags, GAME_FLAGS, name the
+env, and the aggregates over envs count each map as one env), `dqn_atari (learning_rate=0.001)` beside
+`dqn_atari (learning_rate=0.0001)`; a flag missing from a run's table reads `?`. Two finished runs of one seed in one
+group are refused: a seed counted twice would make the CI too narrow.
+
+In a folder the sweep wrote (it has `sweep_logs/`, or some run has `sweep_done.json`), a run without that marker is
+not finished: it is listed with the step it reached and left out of the scores and curves. Every CI is a percentile
+bootstrap with 2,000 resamples and a fixed seed, so a report is reproducible; a score, aggregate or probability that
+rests on one seed shows no CI (a bootstrap over one seed measures no spread).
+
+A folder with event files but no table naming env_id, exp_name and an integer seed (an ordinary TensorBoard log
+kept beside the runs) is left out with one `warning:` line and a note. Anything else that stops the report is one
+`error:` line: exit status 2 for bad input (RUNS_DIR missing or a run's own folder, --out naming a file, a damaged
+event file, a seed counted twice), 1 for a fault (a file that cannot be read or written), 130 for Ctrl-C.
 """
 
 import argparse
 import itertools
 import re
+import struct
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +50,7 @@ from matplotlib.figure import Figure
 from rliable import library as rly
 from rliable import metrics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c  # the one TensorBoard writes with
 
 # Per-game episodic return (raw game score, all lives) of a human tester and of a uniformly random policy:
 # Mnih et al. (2015), "Human-level control through deep reinforcement learning", Nature 518, Extended Data Table 2,
@@ -55,6 +70,24 @@ BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
 ATARI = "Atari (human-normalized)"
 TABULAR = "tabular (eval/value_ratio)"
+# Flags of the hyperparameters table that change neither what a run learns nor what its score measures: runs that
+# differ only in these and the seed are pooled. Every other flag, known or not, keeps runs apart; so do the
+# evaluation's ε and number of games (eval_epsilon, eval_episodes): they change the score, not the learning.
+BOOKKEEPING = {
+    # where the run is written, what is kept besides the logs, and whether it continued an earlier start
+    "runs_dir", "run_name", "save_model", "capture_video", "checkpoint_frequency", "resume", "track",
+    "wandb_project_name", "wandb_entity",
+    # when the logs are written, not what they hold: the last evaluation, the final score, is always at the end
+    "log_frequency", "eval_frequency",
+    # where and how the same arithmetic runs: the device, compiled kernels, cuDNN's choice of algorithm
+    "cuda", "compile", "torch_deterministic",
+    # --eval-only plays a saved model and logs no scalars: a training run's table has them unset
+    "eval_only", "model_path",
+}
+# The tabular script's FrozenLake flags: with the env id they make the env a run plays (its map and ice), so they
+# name the env, and the aggregates over envs count each map as one env. Other envs ignore them.
+GAME_FLAGS = {"map_name", "map_size", "map_p", "map_seed", "is_slippery"}
+IDENTITY = ("env_id", "exp_name", "seed")  # the rows a table must have to be a run of these scripts
 
 
 @dataclass
@@ -65,8 +98,15 @@ class RunData:
     env_id: str
     script: str
     seed: int
+    flags: dict[str, str]  # the rest of its hyperparameters table, less BOOKKEEPING: flag -> value as logged
     finished: bool
     scalars: dict[str, tuple[np.ndarray, np.ndarray]]
+    env: str = ""  # the env id and the GAME_FLAGS that differ between runs of it (see name_runs)
+    method: str = ""  # the script and the other flags that differ between runs of it (see name_runs)
+
+
+class NotARun(Exception):
+    """A folder with event files that is not a run of these scripts; the message says why."""
 
 
 @dataclass
@@ -86,10 +126,11 @@ class Estimate:
 
 @dataclass
 class FinalScore:
-    """The final scores of one script on one env over its finished seeds."""
+    """The final scores of one method on one env over its finished seeds."""
 
-    env_id: str
-    script: str
+    env_id: str  # for the human and random scores
+    env: str  # RunData.env: the env id and the map flags that tell it apart
+    method: str  # RunData.method: the script and the flags that tell it apart
     tag: str
     seeds: list[int]
     scores: np.ndarray  # one per seed, in the order of `seeds`
@@ -150,34 +191,123 @@ def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
 
 
 # ---- Reading the runs --------------------------------------------------------------------------------------------
-def load_runs(runs_dir: Path) -> list[RunData]:
-    """Every folder directly under `runs_dir` that holds TensorBoard event files, sorted by env, script, seed."""
+def load_runs(runs_dir: Path, notes: list[str]) -> list[RunData]:
+    """Every run folder directly under `runs_dir`, named (see name_runs) and sorted by env, method, seed. A folder
+    with event files that is not a run is left out with a warning on stderr and a note."""
     folders = sorted({path.parent for path in runs_dir.glob("*/events.out.tfevents.*")})
     # the sweep writes sweep_logs/ as it starts a run and the marker when one ends: a sweep with no run ended yet
     written_by_sweep = (runs_dir / SWEEP_LOGS).is_dir() or any((folder / DONE_MARKER).exists() for folder in folders)
-    runs = [load_run(folder, finished=(folder / DONE_MARKER).exists() or not written_by_sweep) for folder in folders]
-    return sorted(runs, key=lambda run: (run.env_id, run.script, run.seed))
+    runs = []
+    for folder in folders:
+        try:
+            runs.append(load_run(folder, finished=(folder / DONE_MARKER).exists() or not written_by_sweep))
+        except NotARun as reason:  # an ordinary TensorBoard log beside the runs: not ours to count, nor to refuse
+            print(f"warning: {folder}: not a run of these scripts ({reason}); left out", file=sys.stderr)
+            notes.append(f"`{folder.name}`: not a run of these scripts ({reason}); left out")
+    name_runs(runs)
+    check_each_seed_once(runs)
+    return sorted(runs, key=lambda run: (run.env, run.method, run.seed))
 
 
 def load_run(folder: Path, finished: bool) -> RunData:
-    """One run's scalars (TensorBoard drops the points a resumed run logged again) and its identity."""
+    """One run's identity, flags and scalars (TensorBoard drops the points a resumed run logged again)."""
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        check_event_file(path)
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
+    table = run_table(events)
+    flags = {flag: value for flag, value in table.items() if flag not in IDENTITY and flag not in BOOKKEEPING}
     scalars = {tag: (np.array([point.step for point in events.Scalars(tag)]),
                      np.array([point.value for point in events.Scalars(tag)]))
                for tag in events.Tags()["scalars"]}
-    env_id, script, seed = run_identity(folder, events)
-    return RunData(folder, env_id, script, seed, finished, scalars)
+    return RunData(folder, table["env_id"], table["exp_name"], int(table["seed"]), flags, finished, scalars)
 
 
-def run_identity(folder: Path, events: EventAccumulator) -> tuple[str, str, int]:
-    """(env id, script, seed) from the run's `hyperparameters` table (`|env_id|...|` rows), else from its name."""
-    if "hyperparameters/text_summary" in events.Tags()["tensors"]:
-        text = events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val[0].decode()
-        table = dict(re.findall(r"^\|(\w+)\|(.*)\|$", text, flags=re.MULTILINE))
-        return table["env_id"], table["exp_name"], int(table["seed"])
-    env_id, script, seed = folder.name.split("__")[:3]
-    return env_id, script, int(seed)
+def run_table(events: EventAccumulator) -> dict[str, str]:
+    """The run's `hyperparameters` text table, `|flag|value|` rows as {flag: value}. NotARun if there is none or it
+    does not name env_id, exp_name and an integer seed. The folder's name is not enough: it tells neither the map
+    nor any other flag, so a run known by its name alone could be pooled with runs that learned something else."""
+    if "hyperparameters/text_summary" not in events.Tags()["tensors"]:
+        raise NotARun("no hyperparameters text table")
+    text = b"".join(events.Tensors("hyperparameters/text_summary")[0].tensor_proto.string_val).decode(errors="replace")
+    table = dict(re.findall(r"^\|(\w+)\|(.*)\|$", text, flags=re.MULTILINE))
+    table.pop("param", None)  # the header row, |param|value|
+    missing = [row for row in IDENTITY if row not in table]
+    if missing:
+        raise NotARun(f"its hyperparameters table has no {' and no '.join(missing)}")
+    if not re.fullmatch(r"-?\d+", table["seed"]):
+        raise NotARun(f"the seed in its hyperparameters table, {table['seed']!r}, is not an integer")
+    return table
+
+
+def check_event_file(path: Path) -> None:
+    """One error line if a record of the event file fails its checksum: TensorBoard's reader stops there without a
+    word, so the run would pass for a shorter one (an early evaluation for its final score)."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        fail(f"{path}: cannot read it ({error.strerror})", status=1)
+    offset = first_damaged_record(data)
+    if offset is not None:
+        fail(f"{path}: damaged at byte {offset:,} (a record fails its checksum): TensorBoard reads the run only up to "
+             f"there, so it would look shorter; move the run out of {path.parent.parent}")
+
+
+def first_damaged_record(data: bytes) -> int | None:
+    """The offset of the first record whose checksum fails, None if none does. A record is its length (8 bytes), the
+    length's masked CRC-32C (4 bytes), the data, and the data's masked CRC-32C (4 bytes)."""
+    offset = 0
+    while offset + 12 <= len(data):  # a whole length and its checksum are left
+        length, length_crc = struct.unpack_from("<QI", data, offset)
+        if masked_crc32c(data[offset:offset + 8]) != length_crc:
+            return offset
+        record_end = offset + 12 + length + 4
+        # the last record cut short is not damage: a run killed while writing leaves one (a resumed run starts a
+        # new file); TensorBoard reads the records before it
+        if record_end > len(data):
+            return None
+        (data_crc,) = struct.unpack_from("<I", data, record_end - 4)
+        if masked_crc32c(data[offset + 12:record_end - 4]) != data_crc:
+            return offset
+        offset = record_end
+    return None
+
+
+def name_runs(runs: list[RunData]) -> None:
+    """Give each run its `env` and `method`: the env id and the script, each followed by the flags whose values
+    differ between the runs of that env id (GAME_FLAGS: the map and ice) or of that script (the other flags). Two
+    runs share both names only if they played the same env with the same flags, so only then are they pooled."""
+    for run in runs:
+        same_env = [other for other in runs if other.env_id == run.env_id]
+        same_script = [other for other in runs if other.script == run.script]
+        run.env = with_differing_flags(run.env_id, run, same_env, game=True)
+        run.method = with_differing_flags(run.script, run, same_script, game=False)
+
+
+def with_differing_flags(name: str, run: RunData, peers: list[RunData], game: bool) -> str:
+    """`name (flag=value, ...)`: the run's value of each game flag (game=True) or other flag (game=False) whose value
+    differs between the peers; `name` alone if none does. A flag missing from a run's table reads `?`."""
+    flags = sorted({flag for peer in peers for flag in peer.flags if (flag in GAME_FLAGS) == game})
+    differing = [flag for flag in flags if len({peer.flags.get(flag, "?") for peer in peers}) > 1]
+    if not differing:
+        return name
+    return f"{name} (" + ", ".join(f"{flag}={run.flags.get(flag, '?')}" for flag in differing) + ")"
+
+
+def check_each_seed_once(runs: list[RunData]) -> None:
+    """One error line if two finished runs have the same env, method and seed: the same run twice, whose seed would
+    count twice and make the CI too narrow. (An unfinished one beside a finished one is counted once: it is left
+    out of the scores.)"""
+    first = {}
+    for run in runs:
+        if not run.finished:
+            continue
+        key = (run.env, run.method, run.seed)
+        if key in first:
+            fail(f"{first[key].folder} and {run.folder}: the same run twice ({run.env}, {run.method}, seed "
+                 f"{run.seed}); a seed counted twice would make the CI too narrow: move one of them out of "
+                 f"{run.folder.parent}")
+        first[key] = run
 
 
 def score_tag(runs: list[RunData]) -> str | None:
@@ -185,12 +315,13 @@ def score_tag(runs: list[RunData]) -> str | None:
     return next((tag for tag in SCORE_TAGS if any(tag in run.scalars for run in runs)), None)
 
 
-def by_env_and_script(runs: list[RunData]) -> dict[str, dict[str, list[RunData]]]:
-    """The finished runs, grouped by env id, then script."""
+def by_env_and_method(runs: list[RunData]) -> dict[str, dict[str, list[RunData]]]:
+    """The finished runs, grouped by env, then method (see name_runs): the runs of a group differ only in the seed
+    and in BOOKKEEPING flags."""
     groups = {}
     for run in runs:
         if run.finished:
-            groups.setdefault(run.env_id, {}).setdefault(run.script, []).append(run)
+            groups.setdefault(run.env, {}).setdefault(run.method, []).append(run)
     return groups
 
 
@@ -208,11 +339,12 @@ def mean_curve(runs: list[RunData], tag: str) -> tuple[np.ndarray, np.ndarray, n
 
 # ---- The table and the aggregates --------------------------------------------------------------------------------
 def final_scores(runs: list[RunData], notes: list[str]) -> list[FinalScore]:
-    """The last evaluation of each finished run, summarized per env × script; runs lacking the tag are noted."""
+    """The last evaluation of each finished run, summarized per env × method; runs lacking the tag are noted."""
     cells = []
-    for env_id, scripts in by_env_and_script(runs).items():
-        tag = score_tag([run for group in scripts.values() for run in group])
-        for script, group in scripts.items():
+    for env, methods in by_env_and_method(runs).items():
+        tag = score_tag([run for group in methods.values() for run in group])
+        for method, group in methods.items():
+            env_id = group[0].env_id
             scored = [run for run in group if tag in run.scalars]
             notes.extend(f"{run.folder.name}: no {tag or ' or '.join(SCORE_TAGS)}; left out of the scores"
                          for run in group if run not in scored)
@@ -224,23 +356,25 @@ def final_scores(runs: list[RunData], notes: list[str]) -> list[FinalScore]:
             normalized = (Estimate(*(value if value is None else human_normalized(env_id, value)
                                      for value in (estimate.value, low, high)))
                           if tag == "eval/episodic_return" and human_normalized(env_id, 0.0) is not None else None)
-            cells.append(FinalScore(env_id, script, tag, [run.seed for run in scored], scores, estimate, normalized))
+            cells.append(FinalScore(env_id, env, method, tag, [run.seed for run in scored], scores, estimate,
+                                    normalized))
     return cells
 
 
 def normalized_matrices(cells: list[FinalScore]) -> dict[str, dict[str, tuple[list[str], list[int], np.ndarray]]]:
-    """Per kind of score (Atari human-normalized, tabular V(π)/V*) and script: (games, seeds, seeds × games matrix)
-    of the normalized final scores, over the seeds the script finished on every one of its games."""
+    """Per kind of score (Atari human-normalized, tabular V(π)/V*) and method: (games, seeds, seeds × games matrix)
+    of the normalized final scores, over the seeds the method finished on every one of its games (a game is an env
+    as named by name_runs: each FrozenLake map is one)."""
     matrices = {}
     for kind in (ATARI, TABULAR):
         kind_cells = [cell for cell in cells if cell_kind(cell) == kind]
-        for script in sorted({cell.script for cell in kind_cells}):
-            script_cells = [cell for cell in kind_cells if cell.script == script]
-            seeds = sorted(set.intersection(*(set(cell.seeds) for cell in script_cells)))
+        for method in sorted({cell.method for cell in kind_cells}):
+            method_cells = [cell for cell in kind_cells if cell.method == method]
+            seeds = sorted(set.intersection(*(set(cell.seeds) for cell in method_cells)))
             if not seeds:  # no seed finished every game: nothing to aggregate
                 continue
-            matrix = np.array([[normalized_score(cell, seed) for cell in script_cells] for seed in seeds])
-            matrices.setdefault(kind, {})[script] = ([cell.env_id for cell in script_cells], seeds, matrix)
+            matrix = np.array([[normalized_score(cell, seed) for cell in method_cells] for seed in seeds])
+            matrices.setdefault(kind, {})[method] = ([cell.env for cell in method_cells], seeds, matrix)
     return matrices
 
 
@@ -282,39 +416,39 @@ def improvement_probabilities(matrices: dict) -> dict[str, dict[tuple[str, str],
 
 # ---- Figures -----------------------------------------------------------------------------------------------------
 def curves_figure(runs: list[RunData]) -> Figure:
-    """One panel per env: the score tag against global_step, mean over seeds and 95% band, a colour per script."""
-    groups = {env_id: scripts for env_id, scripts in by_env_and_script(runs).items()
-              if score_tag([run for group in scripts.values() for run in group])}
+    """One panel per env: the score tag against global_step, mean over seeds and 95% band, a colour per method."""
+    groups = {env: methods for env, methods in by_env_and_method(runs).items()
+              if score_tag([run for group in methods.values() for run in group])}
     figure = Figure(figsize=(6 * max(1, len(groups)), 4.5), layout="constrained")
-    for axes, (env_id, scripts) in zip(figure.subplots(1, max(1, len(groups)), squeeze=False)[0], groups.items()):
-        tag = score_tag([run for group in scripts.values() for run in group])
-        for script, group in sorted(scripts.items()):
+    for axes, (env, methods) in zip(figure.subplots(1, max(1, len(groups)), squeeze=False)[0], groups.items()):
+        tag = score_tag([run for group in methods.values() for run in group])
+        for method, group in sorted(methods.items()):
             scored = [run for run in group if tag in run.scalars]
             if scored:
-                label = f"{script} ({len(scored)} seed{'s' if len(scored) > 1 else ''})"
-                plot_mean(axes, scored, tag, label, color=script_colors(runs)[script], linestyle="-")
-        axes.set(title=env_id, xlabel="global step", ylabel=tag)
+                label = f"{method} ({len(scored)} seed{'s' if len(scored) > 1 else ''})"
+                plot_mean(axes, scored, tag, label, color=method_colors(runs)[method], linestyle="-")
+        axes.set(title=env, xlabel="global step", ylabel=tag)
         axes.legend()
     return figure
 
 
 def overestimation_figure(runs: list[RunData]) -> Figure | None:
-    """One panel per env that logs the value estimates: each script's eval/q_estimate (solid) and
+    """One panel per env that logs the value estimates: each method's eval/q_estimate (solid) and
     eval/discounted_return (dashed) against global_step, mean over seeds and 95% band. None if no run logs them."""
-    groups = {env_id: {script: logged for script, group in scripts.items()
-                       if (logged := [run for run in group if all(tag in run.scalars for tag in OVERESTIMATION_TAGS)])}
-              for env_id, scripts in by_env_and_script(runs).items()}
-    groups = {env_id: scripts for env_id, scripts in groups.items() if scripts}
+    groups = {env: {method: logged for method, group in methods.items()
+                    if (logged := [run for run in group if all(tag in run.scalars for tag in OVERESTIMATION_TAGS)])}
+              for env, methods in by_env_and_method(runs).items()}
+    groups = {env: methods for env, methods in groups.items() if methods}
     if not groups:
         return None
     figure = Figure(figsize=(6 * len(groups), 4.5), layout="constrained")
-    for axes, (env_id, scripts) in zip(figure.subplots(1, len(groups), squeeze=False)[0], groups.items()):
-        for script, group in sorted(scripts.items()):
-            color = script_colors(runs)[script]
-            plot_mean(axes, group, "eval/q_estimate", f"{script}: Q estimate", color=color, linestyle="-")
-            plot_mean(axes, group, "eval/discounted_return", f"{script}: discounted return", color=color,
+    for axes, (env, methods) in zip(figure.subplots(1, len(groups), squeeze=False)[0], groups.items()):
+        for method, group in sorted(methods.items()):
+            color = method_colors(runs)[method]
+            plot_mean(axes, group, "eval/q_estimate", f"{method}: Q estimate", color=color, linestyle="-")
+            plot_mean(axes, group, "eval/discounted_return", f"{method}: discounted return", color=color,
                       linestyle="--")
-        axes.set(title=env_id, xlabel="global step", ylabel="value (mean over seeds)")
+        axes.set(title=env, xlabel="global step", ylabel="value (mean over seeds)")
         axes.legend()
     return figure
 
@@ -326,9 +460,9 @@ def plot_mean(axes, runs: list[RunData], tag: str, label: str, **line_style):
     axes.fill_between(steps, low, high, color=line_style["color"], alpha=0.2)
 
 
-def script_colors(runs: list[RunData]) -> dict[str, str]:
-    """One colour per script, the same in every panel and figure."""
-    return {script: f"C{index}" for index, script in enumerate(sorted({run.script for run in runs}))}
+def method_colors(runs: list[RunData]) -> dict[str, str]:
+    """One colour per method, the same in every panel and figure."""
+    return {method: f"C{index}" for index, method in enumerate(sorted({run.method for run in runs}))}
 
 
 # ---- report.md ---------------------------------------------------------------------------------------------------
@@ -342,10 +476,10 @@ def markdown(report: Report) -> str:
              "| env | script | tag | mean [95% CI] | seeds | human-normalized mean [95% CI] |", "|-|-|-|-|-|-|"]
     unfinished = [run for run in report.runs if not run.finished]
     for cell in report.cells:
-        missing = [run.seed for run in unfinished if (run.env_id, run.script) == (cell.env_id, cell.script)]
+        missing = [run.seed for run in unfinished if (run.env, run.method) == (cell.env, cell.method)]
         seeds = f"{len(cell.seeds)} ({', '.join(map(str, cell.seeds))})" + (
             f"; not finished: {', '.join(map(str, missing))}" if missing else "")
-        lines.append(f"| {cell.env_id} | {cell.script} | {cell.tag} | {cell.estimate} | {seeds} | "
+        lines.append(f"| {cell.env} | {cell.method} | {cell.tag} | {cell.estimate} | {seeds} | "
                      f"{cell.normalized or '–'} |")
     lines += ["", "## Aggregates over games", ""]
     if not report.matrices:
@@ -373,10 +507,14 @@ def markdown(report: Report) -> str:
 
 def build_report(runs_dir: Path) -> Report:
     """Read the runs and compute every number of the report."""
-    runs = load_runs(runs_dir)
-    if not runs:
-        raise SystemExit(f"error: {runs_dir}: no run folders with TensorBoard event files")
     notes = []
+    runs = load_runs(runs_dir, notes)
+    if not runs and any(runs_dir.glob("events.out.tfevents.*")):
+        fail(f"{runs_dir}: no run folders, but event files in it: give the folder that holds the run folders (its "
+             "parent, if it is one run's folder)")
+    if not runs:
+        fail(f"{runs_dir}: no run folders (folders directly under it whose TensorBoard event files hold the scripts' "
+             "hyperparameters table)")
     cells = final_scores(runs, notes)
     matrices = normalized_matrices(cells)
     notes += overestimation_notes(runs)
@@ -396,18 +534,57 @@ def save_report(report: Report, out: Path) -> list[Path]:
 
 
 def overestimation_notes(runs: list[RunData]) -> list[str]:
-    """One note per env × script whose finished runs do not log both value-estimate tags."""
-    return [f"{env_id}, {script}: no {' and '.join(OVERESTIMATION_TAGS)}; not in overestimation.png"
-            for env_id, scripts in by_env_and_script(runs).items() for script, group in scripts.items()
+    """One note per env × method whose finished runs do not log both value-estimate tags."""
+    return [f"{env}, {method}: no {' and '.join(OVERESTIMATION_TAGS)}; not in overestimation.png"
+            for env, methods in by_env_and_method(runs).items() for method, group in methods.items()
             if not any(all(tag in run.scalars for tag in OVERESTIMATION_TAGS) for run in group)]
 
 
+def check_paths(runs_dir: Path, out: Path) -> None:
+    """One error line, before anything is read or written, for a RUNS_DIR that is not a folder or an --out that
+    cannot become one."""
+    if not runs_dir.exists():
+        fail(f"{runs_dir}: no such folder")
+    if not runs_dir.is_dir():
+        fail(f"{runs_dir}: not a folder")
+    existing = next(path for path in (out, *out.parents) if path.exists())  # what mkdir would start from
+    if not existing.is_dir():
+        fail(f"--out {out}: {existing} is a file, not a folder")
+
+
+def fail(message: str, status: int = 2):
+    """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a file that
+    cannot be read or written), 130 for Ctrl-C."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
 def main(argv: list[str]):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("runs_dir", type=Path, help="the folder that holds the run folders (e.g. the sweep's)")
-    parser.add_argument("--out", type=Path, help="where the report goes; unset: RUNS_DIR/report")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Runs are pooled over seeds only when their env id, script and flags agree (all flags but the seed and "
+               "the bookkeeping ones: where a run is written, when it logs, on which device it runs); a flag that "
+               "differs is added to the env's or the script's name. One seed twice with the same flags is refused. "
+               "Exit status: 0, 2 for bad input, 1 for a file that cannot be read or written, 130 for Ctrl-C.")
+    parser.add_argument("runs_dir", type=Path,
+                        help="the folder that holds the run folders (e.g. the sweep's); a folder in it whose event "
+                             "files hold no hyperparameters table is left out with a warning")
+    parser.add_argument("--out", type=Path, help="the folder the report goes into (made if missing); unset: "
+                                                 "RUNS_DIR/report")
     args = parser.parse_args(argv)
-    for path in save_report(build_report(args.runs_dir), args.out or args.runs_dir / "report"):
+    out = args.out or args.runs_dir / "report"
+    check_paths(args.runs_dir, out)
+    try:
+        report = build_report(args.runs_dir)
+    except KeyboardInterrupt:
+        fail("interrupted (Ctrl-C) while reading the runs; nothing written", status=130)
+    try:
+        paths = save_report(report, out)
+    except KeyboardInterrupt:
+        fail(f"interrupted (Ctrl-C) while writing the report: {out} holds a part of it", status=130)
+    except OSError as error:  # a read-only folder, a full disk: the cause in one line
+        fail(f"cannot write the report into {out}: {error}", status=1)
+    for path in paths:
         print(f"wrote {path}")
 
 
