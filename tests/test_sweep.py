@@ -1,8 +1,9 @@
 """benchmarks/sweep.py, run as a user runs it: a local sweep, its re-run, a failed run, a run killed with SIGKILL,
-and a two-node cluster on this machine; every Ray process listens on 127.0.0.1 only.
+and a two-node cluster on this machine; every Ray process listens on 127.0.0.1 only. The command lines the sweep
+refuses, and the earlier runs it refuses to reuse, are checked in this process: they stop before Ray starts.
 
 Ray starts slowly (about 10 s here), so the cluster tests share one two-node cluster (ray.cluster_utils.Cluster,
-a head and a second node with 1 CPU each, both on 127.0.0.1), and the local sweep runs once for three tests.
+a head and a second node with 1 CPU each, both on 127.0.0.1), and the local sweep runs once for four tests.
 """
 
 import ipaddress
@@ -29,6 +30,7 @@ DQN = ["--scripts", "dqn_atari.py", "--env-ids", "BreakoutNoFrameskip-v4", "--se
        "100", "--", "--total-timesteps", "600", "--learning-starts", "100", "--buffer-size", "1000", "--batch-size",
        "8", "--eval-episodes", "1", "--eval-epsilon", "1.0"]
 TIMEOUT = 300
+RESERVED = "the sweep sets --env-id, --seed, --runs-dir, --run-name, --resume, --checkpoint-frequency itself"
 
 
 def sweep_command(runs_dir: Path, *args: str) -> list[str]:
@@ -159,6 +161,157 @@ def test_rerunning_a_finished_sweep_skips_every_run(tabular_sweep):
     assert result.stdout.count("skipped (finished before)  FrozenLake-v1__qlearning_frozenlake__") == 3
     assert "Started a local Ray instance" not in result.stdout + result.stderr  # nothing to run: no Ray
     assert {path: path.stat().st_mtime_ns for path in runs_dir.rglob("*")} == before
+
+
+def refusal(capsys, call) -> str:
+    """What `call()` wrote on stderr as it stopped with exit status 2 (the test fails if it did not stop so)."""
+    with pytest.raises(SystemExit) as stop:
+        call()
+    assert stop.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture
+def ray_must_not_start(monkeypatch):
+    """Starting or joining Ray fails the test at once: a refusal must come first (and a hang cannot happen)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray started")
+
+    monkeypatch.setattr(sweep.ray, "init", refuse)
+    monkeypatch.chdir(ROOT)  # the scripts are named as from the repository root, as the user does
+
+
+def test_a_finished_run_with_other_flags_is_refused_not_reused(tabular_sweep, capsys, ray_must_not_start):
+    runs_dir, _, _, _ = tabular_sweep  # finished with --total-episodes 2000
+    before = {path: path.stat().st_mtime_ns for path in runs_dir.rglob("*")}
+    other_flags = ["--", "--total-episodes", "5000", "--gamma", "0.5", "--no-is-slippery"]
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(runs_dir), *TABULAR, *other_flags]))
+    assert error == (f"error: {runs_dir / 'FrozenLake-v1__qlearning_frozenlake__1'} finished with other flags than "
+                     f"this sweep gives it (it ran with [--total-episodes 2000], the sweep now gives "
+                     f"[--total-episodes 5000 --gamma 0.5 --no-is-slippery]); a new sweep needs a new --runs-dir\n")
+    assert {path: path.stat().st_mtime_ns for path in runs_dir.rglob("*")} == before
+
+
+def test_flags_are_compared_as_the_scripts_read_them():
+    assert sweep.flag_difference(["--total-episodes", "50", "--no-is-slippery"],
+                                 ["--total_episodes=50", "--no_is_slippery"]) is None  # tyro's other spelling
+    assert sweep.flag_difference(["--gamma", "0.5"], ["--gamma", "0.50"]) == (
+        "it ran with [--gamma 0.5], the sweep now gives [--gamma 0.50]")  # values are compared as typed
+    assert sweep.flag_difference(["--gamma", "0.5"], []) == "it ran with [--gamma 0.5], the sweep now gives []"
+    # the last of two values of one flag wins, so the order counts
+    assert sweep.flag_difference(["--is-slippery", "--no-is-slippery"], ["--no-is-slippery", "--is-slippery"]) == (
+        "the same flags in another order")
+
+
+def test_an_unfinished_run_that_started_with_other_flags_is_not_resumed(tmp_path, capsys, ray_must_not_start):
+    (run,) = sweep.plan_runs(*sweep.parse_args(["--runs-dir", str(tmp_path), *DQN]))
+    run.folder.mkdir()
+    (run.folder / sweep.CHECKPOINT).touch()  # a sweep of 100,000 steps stopped at a checkpoint
+    started_with = run.flags
+    started_with[started_with.index("--total-timesteps") + 1] = "100000"
+    sweep.started_record(run).parent.mkdir()
+    sweep.started_record(run).write_text(json.dumps({"flags": started_with}))
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(tmp_path), *DQN]))
+    assert error == (f"error: {run.folder} started with other flags than this sweep gives it (it ran with "
+                     f"[--total-timesteps 100000], the sweep now gives [--total-timesteps 600]); a new sweep needs "
+                     f"a new --runs-dir\n")
+
+
+@pytest.mark.parametrize("marker, problem", [
+    ("{not json", "damaged, not JSON (JSONDecodeError)"),
+    ('{"exit_status": 0, "wall_time_s": 1.0, "node_id": "ab"}',  # an older sweep's: no flags recorded
+     "not a record of this sweep (it needs flags, exit_status, wall_time_s, node_id)")])
+def test_a_damaged_done_marker_is_one_error_line(tmp_path, capsys, ray_must_not_start, marker, problem):
+    folder = tmp_path / "FrozenLake-v1__qlearning_frozenlake__1"
+    folder.mkdir()
+    (folder / sweep.DONE_MARKER).write_text(marker)
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(tmp_path), *TABULAR, "--seeds", "1"]))
+    assert error == f"error: {folder / sweep.DONE_MARKER}: {problem}; a new sweep needs a new --runs-dir\n"
+
+
+@pytest.mark.parametrize("flag", [["--env_id", "Taxi-v4"], ["--env-id=Taxi-v4"], ["--env_id=Taxi-v4"],
+                                  ["--run_name", "other"], ["--runs_dir=elsewhere"], ["--checkpoint_frequency", "5"]])
+def test_a_flag_the_sweep_sets_is_refused_in_every_spelling_tyro_accepts(capsys, ray_must_not_start, flag):
+    error = refusal(capsys, lambda: sweep.parse_args([*TABULAR, "--", "--total-episodes", "50", *flag]))
+    assert error == f"error: {flag[0]} after `--`: {RESERVED} (in any spelling)\n"
+
+
+@pytest.mark.parametrize("lists, line", [
+    (["--scripts", "dqn_atari.py", "dqn_atari.py", "--env-ids", "PongNoFrameskip-v4"],
+     "--scripts dqn_atari.py dqn_atari.py: both would run in the folder PongNoFrameskip-v4__dqn_atari__1"),
+    (["--scripts", "dqn_atari.py", "./dqn_atari.py", "--env-ids", "PongNoFrameskip-v4"],  # one script, two paths
+     "--scripts dqn_atari.py ./dqn_atari.py: both would run in the folder PongNoFrameskip-v4__dqn_atari__1"),
+    (["--scripts", "dqn_atari.py", "--env-ids", "ALE/Pong-v5", "ALE_Pong-v5"],  # '/' becomes '_' in a name
+     "--env-ids ALE/Pong-v5 ALE_Pong-v5: both would run in the folder ALE_Pong-v5__dqn_atari__1"),
+    (["--scripts", "dqn_atari.py", "--env-ids", "PongNoFrameskip-v4", "--seeds", "1", "2", "1"],
+     "--seeds 1 1: both would run in the folder PongNoFrameskip-v4__dqn_atari__1")])
+def test_a_script_env_id_or_seed_given_twice_is_refused(capsys, ray_must_not_start, lists, line):
+    assert refusal(capsys, lambda: sweep.parse_args(lists)) == f"error: {line}, which holds one run\n"
+
+
+@pytest.mark.parametrize("options, line", [
+    (["--cpus-per-run", "-1"], "--cpus-per-run -1: must be 0 or more, in Ray's steps of 0.0001"),
+    (["--gpus-per-run", "nan"], "--gpus-per-run nan: must be 0 or more, in Ray's steps of 0.0001"),
+    (["--max-retries", "-5"], "--max-retries -5: must be 0 or more"),
+    (["--num-cpus", "-1"], "--num-cpus -1: must be 0 or more"),
+    (["--checkpoint-frequency", "0"], "--checkpoint-frequency 0: must be 1 or more"),
+    (["--seeds", "-1"], "--seeds -1: must be in [0, 2**32), the scripts' seed range"),
+    (["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),  # argparse's words, without its usage lines
+    (["--runs-dir", "README.md"], "--runs-dir README.md: README.md is not a folder"),
+    (["--runs-dir", "README.md/runs"], "--runs-dir README.md/runs: README.md is not a folder"),
+    (["--address", "127.0.0.1:6379", "--num-cpus", "2"],
+     "--num-cpus 2: only for the Ray this sweep starts; a cluster's nodes say theirs (`ray start --num-cpus`)"),
+    (["--", "--help"], "--help after `--`: every run would print its help and exit 0, as if finished; ask a script "
+                       "itself")])
+def test_a_bad_sweep_option_is_one_error_line_and_exit_2(capsys, ray_must_not_start, options, line):
+    assert refusal(capsys, lambda: sweep.parse_args([*TABULAR, *options])) == f"error: {line}\n"
+
+
+@pytest.mark.parametrize("options, line", [
+    (["--gpus-per-run", "1"],
+     "--gpus-per-run 1: no node of this machine's Ray has that many GPUs (at most 0), so no run could ever start"),
+    (["--num-cpus", "0"], "--cpus-per-run 1: no node of this machine's Ray (--num-cpus 0) has that many CPUs (at "
+                          "most 0), so no run could ever start"),
+    (["--num-cpus", "2", "--cpus-per-run", "3"], "--cpus-per-run 3: no node of this machine's Ray (--num-cpus 2) has "
+                                                 "that many CPUs (at most 2), so no run could ever start")])
+def test_a_run_size_this_machine_cannot_give_is_refused_before_ray_starts(tmp_path, capsys, monkeypatch,
+                                                                         ray_must_not_start, options, line):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU for Ray, whatever this machine has
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(tmp_path), *TABULAR, *options, *TABULAR_FLAGS]))
+    assert error == f"error: {line}\n"
+
+
+def test_a_run_size_no_node_of_a_cluster_has_is_refused(capsys):
+    nodes = [{"CPU": 8.0, "memory": 1e9}, {"CPU": 2.0, "GPU": 1.0}]  # as ray.nodes() gives their "Resources"
+    sweep.check_schedulable(nodes, 2, 1, "the cluster at HEAD:6379")  # the second node can take it
+    assert refusal(capsys, lambda: sweep.check_schedulable(nodes, 4, 1, "the cluster at HEAD:6379")) == (
+        "error: --cpus-per-run 4 --gpus-per-run 1: no node of the cluster at HEAD:6379 has both, so no run could "
+        "ever start\n")
+    assert refusal(capsys, lambda: sweep.check_schedulable(nodes, 1, 2, "the cluster at HEAD:6379")) == (
+        "error: --gpus-per-run 2: no node of the cluster at HEAD:6379 has that many GPUs (at most 1), so no run "
+        "could ever start\n")
+
+
+INTERRUPTED_SCRIPT = """import os, sys
+# a run that makes its folder as the scripts do, then stops as they do after Ctrl-C
+os.makedirs(os.path.join(sys.argv[sys.argv.index("--runs-dir") + 1], sys.argv[sys.argv.index("--run-name") + 1]))
+print("interrupted (Ctrl-C) at step 5")
+sys.exit(130)
+"""
+
+
+def test_a_run_that_exits_130_is_reported_interrupted_and_never_marked_finished(cluster, tmp_path):
+    address, baseline = cluster
+    script = tmp_path / "interrupted_run.py"
+    script.write_text(INTERRUPTED_SCRIPT)
+    command = sweep_command(tmp_path / "runs", "--address", address, "--scripts", str(script), "--env-ids",
+                            "FrozenLake-v1", "--seeds", "1")
+    status, output, _ = run_sweep(command, tmp_path / "sweep.out", baseline)
+    assert status == 1, output
+    assert (tmp_path / "runs" / "FrozenLake-v1__interrupted_run__1").is_dir()
+    assert markers(tmp_path / "runs") == {}
+    assert "interrupted  FrozenLake-v1__interrupted_run__1  (exit 130" in output
+    assert "summary: 0 of 1 runs finished" in output
 
 
 def test_a_failed_run_does_not_stop_the_others_and_the_sweep_exits_1(cluster, tmp_path):
