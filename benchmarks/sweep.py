@@ -4,8 +4,10 @@ Each run is the command a user would type, started as a subprocess on whichever 
 
     python SCRIPT --runs-dir RUNS_DIR --run-name NAME --env-id ENV --seed SEED [--checkpoint-frequency K] FLAGS...
 
-with NAME = `{env id, '/' -> '_'}__{script name}__{seed}`, so a run's folder does not depend on when it started.
-Everything after `--run-name NAME` is the run's flags: what decides what it computes.
+with NAME = `{env id, '/' -> '_'}__{script name}__{seed}`, so a run's folder does not depend on when it started, and
+RUNS_DIR relative to the folder the sweep was started in, where the runs start too (the scripts write their flags
+into the event file, and a path of this machine there would go wherever the event file goes). Everything after
+`--run-name NAME` is the run's flags: what decides what it computes.
 
 Fault tolerance. Scripts that checkpoint (the DQN scripts; the sweep asks each script's `--help`) get
 `--checkpoint-frequency K`. When a run's process dies by a signal (SIGKILL, the out-of-memory killer), or the Ray
@@ -23,6 +25,18 @@ in `RUNS_DIR/sweep_logs/NAME.json`, and a run folder that finished, or would be 
 sweep with one line before Ray starts (a new sweep needs a new `--runs-dir`). The runs' console output goes to
 `RUNS_DIR/sweep_logs/NAME.log` (each attempt appended).
 
+Results that last. With `--results-dir DIR`, the sweep copies each finished run's TensorBoard event files to
+`DIR/NAME/` (TensorBoard's file names kept, so `tensorboard --logdir DIR` shows every run under its name), with
+`DIR/NAME/run.json`: the script, the flags the sweep gave the run, its exit status and the wall time of its last
+attempt. Nothing else goes there: no checkpoint, model, picture or video, and run.json names no path, host or node of
+this machine, so DIR can be committed. A run whose folder is in DIR with the same flags is skipped; one with other
+flags stops the sweep with one line. So the same command on another machine, with an empty RUNS_DIR and DIR as
+committed, goes on where the last session stopped. The sweep commits nothing itself: it prints a line for every run it
+copies, and a second shell commits them as they come (`git commit DIR` commits DIR only; with nothing new it says so
+and the loop goes on):
+
+    while sleep 300; do git add DIR && git commit -q -m "sweep: finished runs" DIR; done
+
 Where Ray runs. Without `--address` Ray starts on this machine with every process on 127.0.0.1 (nothing listens on
 another address, no dashboard). With `--address HOST:PORT` the sweep joins an existing cluster (`ray start --head`
 on one node, `ray start --address HOST:PORT` on the others); RUNS_DIR and the scripts must then be at the same
@@ -31,18 +45,19 @@ paths on every node (a shared filesystem).
 Run (from the repository root):
     python benchmarks/sweep.py --scripts dqn_atari.py double_dqn_atari.py \\
         --env-ids BreakoutNoFrameskip-v4 PongNoFrameskip-v4 --seeds 1 2 3 --runs-dir bench_runs \\
-        -- --total-timesteps 150000 --learning-starts 10000
+        --results-dir benchmarks/results/atari100k -- --total-timesteps 100000 --learning-starts 10000
     python benchmarks/sweep.py --scripts qlearning_frozenlake.py --env-ids FrozenLake-v1 --seeds 1 2 3 \\
         --runs-dir bench_runs -- --total-episodes 2000
     python benchmarks/report.py bench_runs --out bench_runs/report
 
-Prints one line per finished, interrupted or failed run and, at the end, every run's folder and status. Exit status
-0 when every run has finished, 1 when one has not, 2 for a bad command line, 130 after Ctrl-C (which stops the
+Prints one line per finished, interrupted or failed run (with the node's IP when the cluster has more than one node)
+and, at the end, every run's folder and status. Exit status 0 when every run has finished (and, with --results-dir,
+its results were copied), 1 when one has not, 2 for a bad command line, 130 after Ctrl-C (which stops the
 unfinished runs at their last checkpoints: the same command continues them). A bad command line stops with one
 `error:` line before Ray starts: a flag after `--` that the sweep sets itself (in any spelling the scripts accept:
 `--env_id=X` is `--env-id X`), a script, env id or seed given twice, a negative count, a run size (`--cpus-per-run`,
 `--gpus-per-run`) that no node has, so that Ray would wait for it forever (a cluster is judged by the nodes it has
-when the sweep joins it, after connecting and before any run starts).
+when the sweep joins it, after connecting and before any run starts), a --results-dir that is the --runs-dir.
 """
 
 import argparse
@@ -50,6 +65,7 @@ import ctypes
 import functools
 import ipaddress
 import json
+import logging
 import math
 import os
 import shlex
@@ -66,6 +82,8 @@ import ray
 from ray._private.resource_and_label_spec import ResourceAndLabelSpec
 
 DONE_MARKER = "sweep_done.json"
+RESULTS_RECORD = "run.json"  # in a run's results folder, beside its event files
+EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's names for the files that hold a run's curves
 CHECKPOINT = "checkpoint.pt"
 LOGS = "sweep_logs"
 # Flags the sweep sets itself for every run; passing them after `--` would contradict it
@@ -115,13 +133,15 @@ class RunKilled(Exception):
 
 # ---- The sweep ---------------------------------------------------------------------------------------------------
 def run_sweep(runs: list[Run], finished: dict[str, dict], cpus_per_run: float, gpus_per_run: float,
-              max_retries: int) -> list[dict]:
+              max_retries: int, results_dir: str | None) -> list[dict]:
     """Run every run not in `finished` (the records of the runs an earlier sweep finished, by name) as a Ray task
-    (Ray must be connected) and wait for all of them; print one line per run as it ends. Returns one record per
-    run, in the order of `runs`."""
-    records = dict(finished)
-    for record in finished.values():
-        print(progress_line(record))
+    (Ray must be connected) and wait for all of them; print one line per run as it ends, and copy the results of
+    every finished run to `results_dir` (unless None). Returns one record per run, in the order of `runs`."""
+    records = {}
+    for run in runs:
+        if run.name in finished:
+            print(progress_line(finished[run.name]))
+            records[run.name] = keep_results(run, finished[run.name], results_dir)
     task = ray.remote(execute_run).options(
         num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries, retry_exceptions=[RunKilled],
         scheduling_strategy="SPREAD")  # long runs: fill the nodes evenly rather than the driver's node first
@@ -130,8 +150,9 @@ def run_sweep(runs: list[Run], finished: dict[str, dict], cpus_per_run: float, g
         ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)  # back every second, so Ctrl-C is seen
         for ref in ready:
             run = pending.pop(ref)
-            records[run.name] = task_record(ref, run)
-            print(progress_line(records[run.name]), flush=True)
+            record = task_record(ref, run)
+            print(progress_line(record, node_ip=several_nodes()), flush=True)
+            records[run.name] = keep_results(run, record, results_dir)
     return [records[run.name] for run in runs]
 
 
@@ -181,8 +202,13 @@ def started_record(run: Run) -> Path:
 
 def run_command(run: Run, resume: bool) -> list[str]:
     """The command line of one attempt: a fresh start, or `--resume` of the run folder (the script checks the
-    flags, passed again, against its checkpoint)."""
-    where = ["--resume", str(run.folder)] if resume else ["--runs-dir", run.runs_dir, "--run-name", run.name]
+    flags, passed again, against its checkpoint). Its folders are relative to the folder the run starts in: the
+    scripts keep their flags in the event file, which --results-dir copies to be committed."""
+    runs_dir = os.path.relpath(run.runs_dir, run.cwd)
+    if resume:
+        where = ["--resume", os.path.join(runs_dir, run.name)]
+    else:
+        where = ["--runs-dir", runs_dir, "--run-name", run.name]
     return [sys.executable, run.script] + where + run.flags
 
 
@@ -207,11 +233,20 @@ def task_record(ref: ray.ObjectRef, run: Run) -> dict:
                     log=str(log_file(run)))
 
 
-def progress_line(record: dict) -> str:
-    """One line for one run: its name, status and exit status, wall time or error."""
-    detail = (f"exit {record['exit_status']}, {record['wall_time_s']:.0f} s, node {record['node_id'][:8]}"
-              if record.get("exit_status") is not None else record["error"])
+def progress_line(record: dict, node_ip: bool = False) -> str:
+    """One line for one run: its name, status and exit status, wall time (and, if `node_ip`, the IP of the node
+    that ran it: worth a word only when the cluster has more than one) or error."""
+    if record.get("exit_status") is None:
+        detail = record["error"]
+    else:
+        detail = f"exit {record['exit_status']}, {record['wall_time_s']:.0f} s"
+        detail += f", node {record['node_ip']}" if node_ip else ""
     return f"{record['status']:>11}  {record['name']}  ({detail})"
+
+
+def several_nodes() -> bool:
+    """Whether the Ray cluster (connected) has more than one node alive."""
+    return sum(node["Alive"] for node in ray.nodes()) > 1
 
 
 def print_summary(records: list[dict]):
@@ -225,7 +260,61 @@ def print_summary(records: list[dict]):
 
 
 def is_finished(record: dict) -> bool:
-    return record["status"] in ("finished", "skipped (finished before)")
+    return record["status"] in ("finished", "skipped (finished before)", "skipped (results kept)")
+
+
+# ---- Results that last: a finished run's event files and flags, in a folder meant to be committed ----------------
+def keep_results(run: Run, record: dict, results_dir: str | None) -> dict:
+    """Copy the results of a finished run to `results_dir/NAME/` (unless `results_dir` is None or they are there
+    already) and print where they went. Returns the run's record; a copy that failed (a full disk) makes it
+    unfinished, so the sweep exits 1 and the same command copies it again."""
+    if results_dir is None or not is_finished(record) or (Path(results_dir) / run.name).exists():
+        return record
+    try:
+        folder = copy_results(run, record, Path(results_dir))
+    except OSError as error:
+        print(f"{'not copied':>11}  {run.name}  ({error.strerror}: {error.filename})", flush=True)
+        return record | dict(status="finished, not copied")
+    print(f"{'copied':>11}  {run.name}  (its event files and {RESULTS_RECORD} to {folder})", flush=True)
+    return record
+
+
+def copy_results(run: Run, record: dict, results_dir: Path) -> Path:
+    """Copy the run's TensorBoard event files (their names and subfolders kept) and a record of what ran to
+    `results_dir/NAME/`, and return that folder. Nothing else: a checkpoint or model is large, pictures and videos are
+    in the event files already; and the record names no path, host or node of this machine."""
+    folder = results_dir / run.name
+    # made under another name and renamed when complete: a copy cut short is never taken for a run's results
+    copying = results_dir / f"{run.name}.copying"
+    shutil.rmtree(copying, ignore_errors=True)
+    copying.mkdir(parents=True)
+    for event_file in sorted(run.folder.rglob(EVENT_FILES)):
+        target = copying / event_file.relative_to(run.folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(event_file, target)
+    kept = dict(script=Path(run.script).name, flags=run.flags, exit_status=record["exit_status"],
+                wall_time_s=record["wall_time_s"], resumed=record["resumed"])
+    (copying / RESULTS_RECORD).write_text(json.dumps(kept, indent=1) + "\n")
+    copying.rename(folder)
+    return folder
+
+
+def check_kept_results(runs: list[Run], results_dir: str) -> dict[str, dict]:
+    """The records of the runs whose results are in `results_dir` (an earlier session's, committed), by name, marked
+    as skipped. A results folder of a run with other flags than this sweep gives it stops the sweep with one line:
+    its curves would be counted as this sweep's."""
+    kept = {}
+    for run in runs:
+        folder = Path(results_dir) / run.name
+        if not folder.exists():
+            continue
+        fields = {"flags": list, "exit_status": int, "wall_time_s": (int, float)}
+        record = read_record(folder / RESULTS_RECORD, fields, "--results-dir")
+        if difference := flag_difference(record["flags"], run.flags):
+            fail(f"{folder} holds the results of a run with other flags than this sweep gives it ({difference}); "
+                 f"a new sweep needs a new --results-dir")
+        kept[run.name] = record | dict(name=run.name, folder=str(folder), status="skipped (results kept)")
+    return kept
 
 
 # ---- Earlier sweeps in the same --runs-dir: reuse or continue a run only with the same flags --------------------
@@ -236,7 +325,7 @@ def check_earlier_attempts(runs: list[Run]) -> dict[str, dict]:
     finished = {}
     for run in runs:
         if (run.folder / DONE_MARKER).exists():
-            fields = {"flags": list, "exit_status": int, "wall_time_s": (int, float), "node_id": str}
+            fields = {"flags": list, "exit_status": int, "wall_time_s": (int, float), "resumed": bool}
             record, state = read_record(run.folder / DONE_MARKER, fields), "finished"
         elif can_resume(run):
             record, state = read_record(started_record(run), {"flags": list}), "started"
@@ -251,21 +340,23 @@ def check_earlier_attempts(runs: list[Run]) -> dict[str, dict]:
     return finished
 
 
-def read_record(path: Path, fields: dict[str, type | tuple]) -> dict:
-    """A JSON object the sweep wrote (a done marker, a run's start record) with `fields` of these types; one line
-    and exit status 2 if it is missing or damaged, since then nobody can tell what the run ran with."""
+def read_record(path: Path, fields: dict[str, type | tuple], folder_flag: str = "--runs-dir") -> dict:
+    """A JSON object the sweep wrote (a done marker, a run's start record, a results record) with `fields` of these
+    types; one line and exit status 2 if it is missing or damaged, since then nobody can tell what the run ran with.
+    `folder_flag` names the sweep's folder it is in: a new sweep needs a new one."""
+    remedy = f"a new sweep needs a new {folder_flag}"
     try:
         record = json.loads(path.read_text())
-    except FileNotFoundError:
-        fail(f"{path}: missing, so the flags the run started with are unknown; a new sweep needs a new --runs-dir")
+    except (FileNotFoundError, NotADirectoryError):
+        fail(f"{path}: missing, so the flags the run started with are unknown; {remedy}")
     except OSError as error:
         fail(f"{path}: cannot read it ({error.strerror})", status=1)
     except ValueError as error:  # not JSON, or not UTF-8
-        fail(f"{path}: damaged, not JSON ({type(error).__name__}); a new sweep needs a new --runs-dir")
+        fail(f"{path}: damaged, not JSON ({type(error).__name__}); {remedy}")
     if not isinstance(record, dict) or not all(isinstance(record.get(key), kind) for key, kind in fields.items()):
-        fail(f"{path}: not a record of this sweep (it needs {', '.join(fields)}); a new sweep needs a new --runs-dir")
+        fail(f"{path}: not a record of this sweep (it needs {', '.join(fields)}); {remedy}")
     if not all(isinstance(flag, str) for flag in record["flags"]):
-        fail(f"{path}: damaged, its flags are not all text; a new sweep needs a new --runs-dir")
+        fail(f"{path}: damaged, its flags are not all text; {remedy}")
     return record
 
 
@@ -340,6 +431,9 @@ def connect(address: str | None, num_cpus: int | None):
     if address is None or is_loopback(address):
         keep_ray_on_loopback()
     if address is None:  # "local": a new instance, never one that `ray start` left running on this machine
+        # Ray 2.60 warns that it turned token authentication on, as it does by default for a new local instance:
+        # news only to someone who would turn it off. Its other warnings still show.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         ray.init(address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=num_cpus)
     else:
         ray.init(address=address)
@@ -379,6 +473,15 @@ def has_checkpoints(script: str) -> bool:
     return "--checkpoint-frequency" in help_text
 
 
+USAGE = "%(prog)s --scripts SCRIPT ... --env-ids ENV_ID ... [options] [-- FLAGS ...]"
+EPILOG = f"""FLAGS, everything after `--`, go to every run as they are: the scripts' own flags (the sweep sets
+{', '.join(RESERVED_FLAGS)} itself).
+
+example, from the repository root:
+  python benchmarks/sweep.py --scripts dqn_atari.py double_dqn_atari.py --env-ids BreakoutNoFrameskip-v4 \\
+      --seeds 1 2 3 --results-dir benchmarks/results/atari100k -- --total-timesteps 100000"""
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, with one `error:` line for a bad command line instead of the usage and a line."""
 
@@ -395,19 +498,31 @@ def fail(message: str, status: int = 2):
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """The sweep's own flags, and the flags after `--` that go to every run; refuses what could never make a sweep."""
     own, flags = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
-    parser = OneLineParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scripts", nargs="+", required=True, help="the scripts to run, e.g. dqn_atari.py")
-    parser.add_argument("--env-ids", nargs="+", required=True, help="the env ids every script runs on")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], help="the seeds of every script × env id")
-    parser.add_argument("--runs-dir", default="bench_runs", help="the folder that holds the sweep's run folders")
-    parser.add_argument("--address", help="HOST:PORT of an existing Ray cluster; unset: Ray starts on 127.0.0.1")
-    parser.add_argument("--num-cpus", type=int, help="CPUs the local Ray offers (without --address); unset: all")
-    parser.add_argument("--cpus-per-run", type=float, default=1.0, help="CPUs one run reserves")
-    parser.add_argument("--gpus-per-run", type=float, default=0.0, help="GPUs one run reserves (may be fractional)")
-    parser.add_argument("--checkpoint-frequency", type=int, default=10_000,
-                        help="agent steps between checkpoints, for the scripts that have them")
-    parser.add_argument("--max-retries", type=int, default=3,
-                        help="how often Ray retries a run whose process or worker died")
+    parser = OneLineParser(description=__doc__.split("\n")[0], usage=USAGE, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # the epilog's lines kept
+    parser.add_argument("--scripts", nargs="+", required=True, metavar="SCRIPT",
+                        help="the scripts to run, e.g. dqn_atari.py (required)")
+    parser.add_argument("--env-ids", nargs="+", required=True, metavar="ENV_ID",
+                        help="the env ids every script runs on (required)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3], metavar="SEED",
+                        help="the seeds of every script × env id (default: 1 2 3)")
+    parser.add_argument("--runs-dir", default="bench_runs", metavar="DIR",
+                        help="the folder for the run folders and their logs (default: %(default)s)")
+    parser.add_argument("--results-dir", metavar="DIR",
+                        help="where each finished run's event files and run.json are copied, to be committed; a run "
+                             "with results there is skipped (default: none, nothing copied)")
+    parser.add_argument("--address", metavar="HOST:PORT",
+                        help="an existing Ray cluster to join (default: none, Ray starts on this machine, 127.0.0.1)")
+    parser.add_argument("--num-cpus", type=int, metavar="N",
+                        help="CPUs the Ray on this machine offers, without --address (default: all of them)")
+    parser.add_argument("--cpus-per-run", type=float, default=1.0, metavar="N",
+                        help="CPUs one run reserves (default: %(default)g)")
+    parser.add_argument("--gpus-per-run", type=float, default=0.0, metavar="N",
+                        help="GPUs one run reserves, may be fractional (default: %(default)g)")
+    parser.add_argument("--checkpoint-frequency", type=int, default=10_000, metavar="K",
+                        help="agent steps between checkpoints, for the scripts that have them (default: %(default)s)")
+    parser.add_argument("--max-retries", type=int, default=3, metavar="N",
+                        help="how often Ray retries a run whose process or worker died (default: %(default)s)")
     args = parser.parse_args(own)
     check_args(args, flags)
     return args, flags
@@ -449,12 +564,17 @@ def check_args(args: argparse.Namespace, flags: list[str]):
              f"(`ray start --num-cpus`)")
     if args.address == "":
         fail("--address '': empty; leave it out to start Ray on this machine")
-    if args.runs_dir == "":
-        fail("--runs-dir '': empty; name the folder for the run folders")
-    runs_dir = Path(args.runs_dir)
-    existing = next(path for path in [runs_dir, *runs_dir.parents] if path.exists())  # at worst "." or "/"
-    if not existing.is_dir():
-        fail(f"--runs-dir {args.runs_dir}: {existing} is not a folder")
+    for flag, folder in (("--runs-dir", args.runs_dir), ("--results-dir", args.results_dir)):
+        if folder == "":
+            fail(f"{flag} '': empty; name a folder")
+        if folder is None:
+            continue
+        existing = next(path for path in [Path(folder), *Path(folder).parents] if path.exists())  # at worst "." or "/"
+        if not existing.is_dir():
+            fail(f"{flag} {folder}: {existing} is not a folder")
+    if args.results_dir is not None and Path(args.results_dir).resolve() == Path(args.runs_dir).resolve():
+        fail(f"--results-dir {args.results_dir}: the --runs-dir itself; the results are copies kept apart from the "
+             f"runs")
 
 
 def same_folder(values: list, names: list[str]) -> tuple | None:
@@ -471,10 +591,13 @@ def main(argv: list[str]) -> int:
     args, flags = parse_args(argv)
     runs = plan_runs(args, flags)
     finished = check_earlier_attempts(runs)
+    if args.results_dir is not None:  # a run whose results are kept is not run again, whatever RUNS_DIR holds
+        finished |= check_kept_results(runs, args.results_dir)
     if len(finished) < len(runs):  # a sweep that has nothing left to run starts no Ray
         start_ray(args)
     try:
-        records = run_sweep(runs, finished, args.cpus_per_run, args.gpus_per_run, args.max_retries)
+        records = run_sweep(runs, finished, args.cpus_per_run, args.gpus_per_run, args.max_retries,
+                            args.results_dir)
     except KeyboardInterrupt:
         ray.shutdown()  # stops the workers, and with them their runs (die_with_parent_hook)
         print("\ninterrupted (Ctrl-C): the unfinished runs stopped and keep their last checkpoints; "

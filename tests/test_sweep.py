@@ -3,13 +3,16 @@ and a two-node cluster on this machine; every Ray process listens on 127.0.0.1 o
 refuses, and the earlier runs it refuses to reuse, are checked in this process: they stop before Ray starts.
 
 Ray starts slowly (about 10 s here), so the cluster tests share one two-node cluster (ray.cluster_utils.Cluster,
-a head and a second node with 1 CPU each, both on 127.0.0.1), and the local sweep runs once for four tests.
+a head and a second node with 1 CPU each, both on 127.0.0.1), and the local sweep runs once for five tests.
 """
 
 import ipaddress
 import json
 import os
+import re
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,11 +40,12 @@ def sweep_command(runs_dir: Path, *args: str) -> list[str]:
     return [sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--runs-dir", str(runs_dir), *args]
 
 
-def run_sweep(command: list[str], output: Path, baseline: set, until=None) -> tuple[int, str, set]:
-    """Run a sweep to its end, meanwhile calling `until(process)` (if given) and watching the listening sockets.
-    Returns its exit status, its output, and the sockets that listened outside loopback and not in `baseline`."""
+def run_sweep(command: list[str], output: Path, baseline: set, until=None, cwd: Path = ROOT) -> tuple[int, str, set]:
+    """Run a sweep to its end in `cwd`, meanwhile calling `until(process)` (if given) and watching the listening
+    sockets. Returns its exit status, its output, and the sockets that listened outside loopback and not in
+    `baseline`."""
     with open(output, "w") as out:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     deadline, seen = time.time() + TIMEOUT, set()
     while process.poll() is None and time.time() < deadline:
         seen |= non_loopback_listeners()
@@ -99,25 +103,31 @@ class KillAfterFirstCheckpoint:
 
 
 def run_pids(runs_dir: Path) -> list[int]:
-    """The processes of the runs started with --runs-dir `runs_dir` (so never another sweep's)."""
+    """The processes of the runs started with --runs-dir `runs_dir` (so never another sweep's); the sweep gives it
+    relative to the folder the run starts in."""
     pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            arguments = cmdline.read_bytes().split(b"\0")
+            arguments = [os.fsdecode(argument) for argument in (process / "cmdline").read_bytes().split(b"\0")]
+            cwd = os.readlink(process / "cwd")
         except OSError:  # the process has just ended
             continue
-        if str(runs_dir).encode() in arguments and b"--run-name" in arguments:
-            pids.append(int(cmdline.parent.name))
+        if "--run-name" in arguments and "--runs-dir" in arguments[:-1]:
+            if Path(cwd, arguments[arguments.index("--runs-dir") + 1]).resolve() == runs_dir.resolve():
+                pids.append(int(process.name))
     return pids
 
 
 @pytest.fixture(scope="module")
 def tabular_sweep(tmp_path_factory):
-    """A local sweep (no --address) of the tabular script over seeds 1-3: (runs dir, exit status, output, sockets
-    listening outside loopback meanwhile)."""
-    runs_dir = tmp_path_factory.mktemp("local") / "bench_runs"
-    command = sweep_command(runs_dir, *TABULAR, "--seeds", "1", "2", "3", *TABULAR_FLAGS)
-    return runs_dir, *run_sweep(command, runs_dir.parent / "sweep.out", baseline=non_loopback_listeners())
+    """A local sweep (no --address) of the tabular script over seeds 1-3, started in a folder of its own that holds
+    its runs dir (`bench_runs`) and results dir (`results`), as a user starts it in the repository: (runs dir, exit
+    status, output, sockets listening outside loopback meanwhile)."""
+    started_in = tmp_path_factory.mktemp("local")
+    runs_dir = started_in / "bench_runs"
+    command = sweep_command(runs_dir, "--scripts", str(ROOT / "qlearning_frozenlake.py"), *TABULAR[2:], "--seeds",
+                            "1", "2", "3", "--results-dir", str(started_in / "results"), *TABULAR_FLAGS)
+    return runs_dir, *run_sweep(command, started_in / "sweep.out", non_loopback_listeners(), cwd=started_in)
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +152,31 @@ def test_a_local_sweep_runs_every_seed_to_a_complete_run_folder(tabular_sweep):
     for name in names:
         assert markers(runs_dir)[name]["exit_status"] == 0
         assert scalars(runs_dir / name)["charts/episodes"][-1].value == 2000  # the run logged its last episode
-        assert f"finished  {name}  (exit 0" in output
+        # one node: where a run ran says nothing, so the line does not say it
+        assert re.search(rf"^   finished  {name}  \(exit 0, \d+ s\)$", output, re.MULTILINE), output
     assert "summary: 3 of 3 runs finished" in output
+    assert "WARNING" not in output  # Ray's news that it turned token authentication on, as it always does
+
+
+def test_a_finished_run_s_curves_and_flags_are_copied_to_the_results_dir_and_nothing_else(tabular_sweep):
+    runs_dir, _, output, _ = tabular_sweep
+    results_dir = runs_dir.parent / "results"
+    names = [f"FrozenLake-v1__qlearning_frozenlake__{seed}" for seed in (1, 2, 3)]
+    assert sorted(path.name for path in results_dir.iterdir()) == names
+    for seed, name in enumerate(names, start=1):
+        event_files = sorted(path.name for path in (runs_dir / name).glob(sweep.EVENT_FILES))
+        assert len(event_files) == 1  # beside them in the run folder: sweep_done.json, q_table.png, greedy_policy.png
+        assert sorted(path.name for path in (results_dir / name).iterdir()) == event_files + ["run.json"]
+        assert scalars(results_dir / name) == scalars(runs_dir / name)  # TensorBoard shows the same curves
+        assert json.loads((results_dir / name / "run.json").read_text()) == {
+            "script": "qlearning_frozenlake.py", "flags": ["--env-id", "FrozenLake-v1", "--seed", str(seed),
+                                                           "--total-episodes", "2000"],
+            "exit_status": 0, "wall_time_s": markers(runs_dir)[name]["wall_time_s"], "resumed": False}
+        for path in (results_dir / name).iterdir():  # the event file holds the run's flags, --runs-dir among them
+            assert str(runs_dir.parent).encode() not in path.read_bytes()
+            assert str(ROOT).encode() not in path.read_bytes()
+        assert socket.gethostname() not in (results_dir / name / "run.json").read_text()
+        assert f"     copied  {name}  (its event files and run.json to {results_dir / name})" in output
 
 
 def test_a_local_sweep_keeps_every_ray_process_on_loopback(tabular_sweep):
@@ -203,6 +236,118 @@ def test_flags_are_compared_as_the_scripts_read_them():
         "the same flags in another order")
 
 
+def finished_dqn_run(tmp_path: Path) -> tuple:
+    """A DQN run of a sweep, as it is when it has finished after a resume: its folder holds two attempts' event
+    files, a checkpoint, a model, a video and the done marker. Returns the run and the record the sweep made."""
+    run = sweep.Run(script=str(ROOT / "dqn_atari.py"), env_id="BreakoutNoFrameskip-v4", seed=1,
+                    runs_dir=str(tmp_path / "runs"), common_flags=("--total-timesteps", "600", "--save-model"),
+                    checkpoint_frequency=100, cwd=str(ROOT))
+    (run.folder / "videos").mkdir(parents=True)
+    for name in ("events.out.tfevents.1796204598.host.41.0", "events.out.tfevents.1796204661.host.57.0",
+                 sweep.CHECKPOINT, "dqn_atari.pt", "videos/step-600.mp4"):
+        (run.folder / name).write_text(f"the bytes of {name}")
+    record = dict(name=run.name, folder=str(run.folder), status="finished", exit_status=0, flags=run.flags,
+                  wall_time_s=812.4, resumed=True, command=sweep.run_command(run, resume=True),
+                  log=str(sweep.log_file(run)), node_id="3bb2026c5e0f", node_ip="10.0.0.7",
+                  hostname=socket.gethostname(), worker_pid=41)
+    (run.folder / sweep.DONE_MARKER).write_text(json.dumps(record))
+    return run, record
+
+
+def test_the_results_of_a_finished_run_are_its_event_files_and_a_record_without_paths_of_this_machine(tmp_path,
+                                                                                                     capsys):
+    run, record = finished_dqn_run(tmp_path)
+    assert sweep.keep_results(run, record, str(tmp_path / "results")) == record
+    kept = tmp_path / "results" / run.name
+    assert sorted(str(path.relative_to(kept)) for path in kept.rglob("*")) == [
+        "events.out.tfevents.1796204598.host.41.0", "events.out.tfevents.1796204661.host.57.0", "run.json"]
+    for event_file in kept.glob(sweep.EVENT_FILES):
+        assert event_file.read_text() == f"the bytes of {event_file.name}"
+    flags = ["--env-id", "BreakoutNoFrameskip-v4", "--seed", "1", "--checkpoint-frequency", "100", "--total-timesteps",
+             "600", "--save-model"]
+    assert json.loads((kept / "run.json").read_text()) == {
+        "script": "dqn_atari.py", "flags": flags, "exit_status": 0, "wall_time_s": 812.4, "resumed": True}
+    assert capsys.readouterr().out == f"     copied  {run.name}  (its event files and run.json to {kept})\n"
+
+
+def test_results_that_cannot_be_copied_leave_the_run_unfinished_and_say_why(tmp_path, capsys):
+    run, record = finished_dqn_run(tmp_path)
+    (tmp_path / "results").write_text("")  # a file where the results folder would go
+    assert sweep.keep_results(run, record, str(tmp_path / "results"))["status"] == "finished, not copied"
+    assert capsys.readouterr().out == (f" not copied  {run.name}  (Not a directory: "
+                                       f"{tmp_path / 'results' / run.name}.copying)\n")
+
+
+def keep_tabular_results(results_dir: Path, seed: int, flags: list[str]) -> Path:
+    """A results folder of the tabular script's run with `seed`, as an earlier session committed it."""
+    folder = results_dir / f"FrozenLake-v1__qlearning_frozenlake__{seed}"
+    folder.mkdir(parents=True)
+    (folder / "events.out.tfevents.1796204598.host.41.0").write_text("curves")
+    (folder / "run.json").write_text(json.dumps({"script": "qlearning_frozenlake.py", "flags": flags,
+                                                 "exit_status": 0, "wall_time_s": 812.4, "resumed": False}))
+    return folder
+
+
+def test_a_run_whose_results_are_kept_is_skipped_with_an_empty_runs_dir(tmp_path, capsys, ray_must_not_start):
+    for seed in (1, 2):  # the same flags, one in tyro's other spelling
+        keep_tabular_results(tmp_path / "results", seed, ["--env_id=FrozenLake-v1", "--seed", str(seed),
+                                                          "--total_episodes=2000"])
+    before = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")}
+    status = sweep.main(["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results"), *TABULAR,
+                         "--seeds", "1", "2", *TABULAR_FLAGS])
+    assert status == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"skipped (results kept)  FrozenLake-v1__qlearning_frozenlake__{seed}  (exit 0, 812 s)" for seed in (1, 2)]
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*")} == before  # not even the runs dir made
+
+
+def test_a_results_folder_of_a_run_with_other_flags_is_refused(tmp_path, capsys, ray_must_not_start):
+    folder = keep_tabular_results(tmp_path / "results", 1, ["--env-id", "FrozenLake-v1", "--seed", "1",
+                                                            "--total-episodes", "5000"])
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(tmp_path / "runs"), "--results-dir",
+                                                str(tmp_path / "results"), *TABULAR, *TABULAR_FLAGS]))
+    assert error == (f"error: {folder} holds the results of a run with other flags than this sweep gives it (it ran "
+                     f"with [--total-episodes 5000], the sweep now gives [--total-episodes 2000]); a new sweep needs a "
+                     f"new --results-dir\n")
+
+
+def test_a_results_folder_without_its_record_is_one_error_line(tmp_path, capsys, ray_must_not_start):
+    folder = tmp_path / "results" / "FrozenLake-v1__qlearning_frozenlake__1"
+    folder.mkdir(parents=True)  # someone's folder, or a run's event files without the record of what ran
+    error = refusal(capsys, lambda: sweep.main(["--runs-dir", str(tmp_path / "runs"), "--results-dir",
+                                                str(tmp_path / "results"), *TABULAR, *TABULAR_FLAGS]))
+    assert error == (f"error: {folder / 'run.json'}: missing, so the flags the run started with are unknown; a new "
+                     f"sweep needs a new --results-dir\n")
+
+
+def test_a_progress_line_gives_the_node_s_ip_only_when_the_cluster_has_several_nodes():
+    record = dict(status="finished", name="PongNoFrameskip-v4__dqn_atari__1", exit_status=0, wall_time_s=812.4,
+                  node_id="3bb2026c5e0f", node_ip="10.0.0.7")
+    assert sweep.progress_line(record) == "   finished  PongNoFrameskip-v4__dqn_atari__1  (exit 0, 812 s)"
+    assert sweep.progress_line(record, node_ip=True) == (
+        "   finished  PongNoFrameskip-v4__dqn_atari__1  (exit 0, 812 s, node 10.0.0.7)")
+
+
+def test_help_shows_every_option_with_its_default_the_flags_after_the_dashes_and_an_example(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the example names the scripts from the repository root
+    with pytest.raises(SystemExit) as stop:
+        sweep.parse_args(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    entries = re.findall(r"^  (--[a-z-]+)(.*?)(?=^  -|^\S|\Z)", text, re.MULTILINE | re.DOTALL)
+    assert {option: " ".join(entry.split()).rpartition(" (")[2] for option, entry in entries} == {
+        "--scripts": "required)", "--env-ids": "required)", "--seeds": "default: 1 2 3)",
+        "--runs-dir": "default: bench_runs)", "--results-dir": "default: none, nothing copied)",
+        "--address": "default: none, Ray starts on this machine, 127.0.0.1)", "--num-cpus": "default: all of them)",
+        "--cpus-per-run": "default: 1)", "--gpus-per-run": "default: 0)", "--checkpoint-frequency": "default: 10000)",
+        "--max-retries": "default: 3)"}
+    assert text.splitlines()[0].endswith("[-- FLAGS ...]")
+    assert "FLAGS, everything after `--`, go to every run as they are" in text
+    example = text[text.index("python benchmarks/sweep.py"):].replace("\\\n", " ")
+    args, flags = sweep.parse_args(shlex.split(example)[2:])  # a command the sweep takes
+    assert (args.results_dir, flags) == ("benchmarks/results/atari100k", ["--total-timesteps", "100000"])
+
+
 def test_an_unfinished_run_that_started_with_other_flags_is_not_resumed(tmp_path, capsys, ray_must_not_start):
     (run,) = sweep.plan_runs(*sweep.parse_args(["--runs-dir", str(tmp_path), *DQN]))
     run.folder.mkdir()
@@ -220,7 +365,7 @@ def test_an_unfinished_run_that_started_with_other_flags_is_not_resumed(tmp_path
 @pytest.mark.parametrize("marker, problem", [
     ("{not json", "damaged, not JSON (JSONDecodeError)"),
     ('{"exit_status": 0, "wall_time_s": 1.0, "node_id": "ab"}',  # an older sweep's: no flags recorded
-     "not a record of this sweep (it needs flags, exit_status, wall_time_s, node_id)")])
+     "not a record of this sweep (it needs flags, exit_status, wall_time_s, resumed)")])
 def test_a_damaged_done_marker_is_one_error_line(tmp_path, capsys, ray_must_not_start, marker, problem):
     folder = tmp_path / "FrozenLake-v1__qlearning_frozenlake__1"
     folder.mkdir()
@@ -259,6 +404,9 @@ def test_a_script_env_id_or_seed_given_twice_is_refused(capsys, ray_must_not_sta
     (["--seeds", "x"], "argument --seeds: invalid int value: 'x'"),  # argparse's words, without its usage lines
     (["--runs-dir", "README.md"], "--runs-dir README.md: README.md is not a folder"),
     (["--runs-dir", "README.md/runs"], "--runs-dir README.md/runs: README.md is not a folder"),
+    (["--results-dir", "README.md"], "--results-dir README.md: README.md is not a folder"),
+    (["--runs-dir", "runs", "--results-dir", "./runs"],
+     "--results-dir ./runs: the --runs-dir itself; the results are copies kept apart from the runs"),
     (["--address", "127.0.0.1:6379", "--num-cpus", "2"],
      "--num-cpus 2: only for the Ray this sweep starts; a cluster's nodes say theirs (`ray start --num-cpus`)"),
     (["--", "--help"], "--help after `--`: every run would print its help and exit 0, as if finished; ask a script "
@@ -330,8 +478,8 @@ def test_a_run_killed_with_sigkill_is_retried_and_resumes_from_its_checkpoint(cl
     address, baseline = cluster
     run_dir = tmp_path / "runs" / "BreakoutNoFrameskip-v4__dqn_atari__1"
     kill = KillAfterFirstCheckpoint(run_dir)
-    status, output, _ = run_sweep(sweep_command(tmp_path / "runs", "--address", address, *DQN),
-                                  tmp_path / "sweep.out", baseline, until=kill)
+    command = sweep_command(tmp_path / "runs", "--address", address, "--results-dir", str(tmp_path / "results"), *DQN)
+    status, output, _ = run_sweep(command, tmp_path / "sweep.out", baseline, until=kill)
     assert kill.killed_pid is not None, "the run ended before it could be killed"
     assert status == 0, output
     assert markers(tmp_path / "runs")[run_dir.name]["resumed"] is True
@@ -340,6 +488,12 @@ def test_a_run_killed_with_sigkill_is_retried_and_resumes_from_its_checkpoint(cl
     for tag in steps:
         assert len(steps[tag]) == len(set(steps[tag])), f"{tag} has a step twice: {steps[tag]}"
     assert steps["eval/episodic_return"][-1] == 600
+    # both attempts' event files go to the results, the checkpoint does not; TensorBoard reads the same curves
+    event_files = sorted(path.name for path in run_dir.glob(sweep.EVENT_FILES))
+    assert len(event_files) == 2
+    assert sorted(path.name for path in (tmp_path / "results" / run_dir.name).iterdir()) == event_files + ["run.json"]
+    assert scalars(tmp_path / "results" / run_dir.name) == scalars(run_dir)
+    assert json.loads((tmp_path / "results" / run_dir.name / "run.json").read_text())["resumed"] is True
 
 
 class CtrlCAfterFirstCheckpoint:
@@ -379,3 +533,6 @@ def test_a_two_node_cluster_runs_the_sweep_on_both_nodes_on_loopback(cluster, tm
     assert len({record["node_id"] for record in records}) == 2
     assert {record["node_ip"] for record in records} == {"127.0.0.1"}
     assert listening_elsewhere == set()
+    for seed in (1, 2):  # more than one node: each line says which ran the run
+        name = f"FrozenLake-v1__qlearning_frozenlake__{seed}"
+        assert re.search(rf"^   finished  {name}  \(exit 0, \d+ s, node 127\.0\.0\.1\)$", output, re.MULTILINE), output
