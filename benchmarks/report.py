@@ -1,44 +1,61 @@
 """Report of a benchmark sweep, from its TensorBoard logs, offline: learning curves with confidence bands, final
-scores with confidence intervals, human-normalized aggregates, and the overestimation figure of Double DQN.
+scores with confidence intervals, human-normalized aggregates beside the published Atari 100k agents, and the
+overestimation figure of Double DQN.
 
-    python benchmarks/report.py bench_runs --out bench_runs/report
+    python benchmarks/report.py benchmarks/results/atari100k --out benchmarks/results/atari100k
 
-reads every run folder directly under `bench_runs` (e.g. the sweep's) and writes:
+reads every run folder directly under RUNS_DIR (e.g. the sweep's) and writes into --out:
 
-- `report.png`: per env a panel, `eval/episodic_return` (tabular runs: `eval/value_ratio`) against global_step,
-  the mean over seeds with a 95% bootstrap confidence band, one colour per script.
-- `report.md`: the final score (the last evaluation) per script × env: mean over seeds, 95% CI, the seeds; for
-  Atari games also human-normalized, (score − random) / (human − random); the interquartile mean (IQM) and the
-  mean over games with 95% stratified-bootstrap CIs, and the probability that one script improves on the other
-  (rliable, Agarwal et al. 2021, "Deep RL at the edge of the statistical precipice"); runs not finished; notes
-  on missing tags.
+- `report.md`: the git commits of the scripts it pooled; the final score (the last evaluation) per script × env:
+  mean over seeds, 95% CI, the seeds, and for Atari games the human-normalized score; per Atari game, ours beside
+  the uniformly random policy we measured and the published agents; over games, the interquartile mean (IQM) and
+  the mean with 95% stratified-bootstrap CIs, beside the published agents' on the same games, and the probability
+  that one script improves on another (rliable: Agarwal et al. 2021, "Deep RL at the edge of the statistical
+  precipice"); runs not finished; notes.
+- `report.png`: per env a column. On top the learning curves, the mean over seeds with a 95% bootstrap band, a
+  colour per script: for runs scored by a game's return, the returns of the training games (`charts/episodic_return`,
+  each point the mean of the last 20 games, as CleanRL plots them); for tabular runs `eval/value_ratio`. Below, the
+  final scores: each seed's, their mean with its 95% CI, the random policy we measured and the published agents.
 - `overestimation.png`: per env, each script's value estimate `eval/q_estimate` (solid) and the discounted return
   it actually obtained `eval/discounted_return` (dashed) against global_step: van Hasselt et al. (2016),
   Figure 3. Written only when some run logs them.
 
+The literature. `benchmarks/atari100k_published.csv` is the one source of the random and human scores that
+normalize every Atari score of a report, (score − random) / (human − random), and of the published agents' mean
+final scores on Atari 100k (100,000 agent steps per game; 100 runs of each agent); the file names its sources. A
+published agent's IQM and mean over the report's games are computed from its per-game means: its runs are not in
+the file, so there is no CI, and this IQM is not the paper's IQM over 100 runs per game. The random policy's scores
+are read from `RUNS_DIR/random_policy/*.json`, which benchmarks/random_policy.py writes.
+
 Which runs are pooled. A run is a folder whose event files hold the `hyperparameters` text table the scripts write
 as they start (`|flag|value|`, every flag). Its seed is pooled with the seeds of the runs whose tables agree on
-everything that changes what is learned or what the score measures: the env id, the script (exp_name) and every
-flag but the seed and BOOKKEEPING (where a run is written, when it logs, on which device it runs). Each group is named
-by its env id and script, followed by the flags that tell it apart from the other runs of that env id or script:
-`FrozenLake-v1 (map_size=2)` beside `FrozenLake-v1 (map_size=0)` for two maps (the map flags, GAME_FLAGS, name the
-env, and the aggregates over envs count each map as one env), `dqn_atari (learning_rate=0.001)` beside
-`dqn_atari (learning_rate=0.0001)`; a flag missing from a run's table reads `?`. Two finished runs of one seed in one
-group are refused: a seed counted twice would make the CI too narrow.
+everything that changes what is learned or what the score measures: the env id, the script (exp_name and, where the
+table has it, the `script` row: the file that ran, so two scripts that share --exp-name stay apart) and every flag
+but the seed and BOOKKEEPING (where a run is written, when it logs, on which device it runs). The `commit` row (the
+git commit of the script) does not keep runs apart either: report.md lists each script's commits, "unknown" where a
+table has none. Each group is named by its env id and script, followed by the flags that tell it apart from the
+other runs of that env id or script: `FrozenLake-v1 (map_size=2)` beside `FrozenLake-v1 (map_size=0)` for two maps
+(the map flags, GAME_FLAGS, name the env, and the aggregates over envs count each map as one env),
+`dqn_atari (learning_rate=0.001)` beside `dqn_atari (learning_rate=0.0001)`; a flag missing from a run's table reads
+`?`. Two finished runs of one seed in one group are refused: a seed counted twice would make the CI too narrow.
 
 In a folder the sweep wrote (it has `sweep_logs/`, or some run has `sweep_done.json`), a run without that marker is
 not finished: it is listed with the step it reached and left out of the scores and curves. Every CI is a percentile
-bootstrap with 2,000 resamples and a fixed seed, so a report is reproducible; a score, aggregate or probability that
-rests on one seed shows no CI (a bootstrap over one seed measures no spread).
+bootstrap with 2,000 resamples and a fixed seed, and report.md names RUNS_DIR only as given relative to the current
+folder (an absolute path is left out), so the same runs give the same report.md byte for byte. A score, aggregate or
+probability that rests on one seed shows no CI (a bootstrap over one seed measures no spread).
 
 A folder with event files but no table naming env_id, exp_name and an integer seed (an ordinary TensorBoard log
 kept beside the runs) is left out with one `warning:` line and a note. Anything else that stops the report is one
 `error:` line: exit status 2 for bad input (RUNS_DIR missing or a run's own folder, --out naming a file, a damaged
-event file, a seed counted twice), 1 for a fault (a file that cannot be read or written), 130 for Ctrl-C.
+event file or random-policy file, a seed counted twice), 1 for a fault (a file that cannot be read or written, a
+damaged published-scores file), 130 for Ctrl-C.
 """
 
 import argparse
+import csv
 import itertools
+import json
 import re
 import struct
 import sys
@@ -52,17 +69,15 @@ from rliable import metrics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c  # the one TensorBoard writes with
 
-# Per-game episodic return (raw game score, all lives) of a human tester and of a uniformly random policy:
-# Mnih et al. (2015), "Human-level control through deep reinforcement learning", Nature 518, Extended Data Table 2,
-# as gathered in the project's ../shared/REFERENCE.md, section 3.
-HUMAN_RANDOM = {
-    "Breakout": (30.5, 1.7),
-    "Pong": (14.6, -20.7),
-    "BeamRider": (16926.5, 363.9),
-    "SpaceInvaders": (1668.7, 148.0),
-    "Seaquest": (42054.7, 68.4),
-}
+ROOT = Path(__file__).resolve().parent.parent
+# Per Atari game: the random and human scores that normalize scores, and the published Atari 100k agents' means
+PUBLISHED = ROOT / "benchmarks" / "atari100k_published.csv"
+RANDOM_POLICY = "random_policy"  # RUNS_DIR/random_policy/*.json: written by benchmarks/random_policy.py
+ATARI_100K_STEPS = 100_000  # the protocol of the published agents: 100,000 agent steps (400,000 frames) per game
 SCORE_TAGS = ("eval/episodic_return", "eval/value_ratio")  # the first one a run has is its score (DQN, tabular)
+TRAINING_RETURN = "charts/episodic_return"  # the raw score of each training game (the DQN scripts)
+TRAINING_WINDOW = 20  # a learning curve's point: the mean return of the last 20 training games
+CURVE_POINTS = 200  # at most this many steps per curve: a band over a training return per game would be noise
 OVERESTIMATION_TAGS = ("eval/q_estimate", "eval/discounted_return")
 DONE_MARKER = "sweep_done.json"  # written by benchmarks/sweep.py when a run exits with status 0
 SWEEP_LOGS = "sweep_logs"  # the folder of the runs' console output, written by benchmarks/sweep.py
@@ -84,6 +99,10 @@ BOOKKEEPING = {
     # --eval-only plays a saved model and logs no scalars: a training run's table has them unset
     "eval_only", "model_path",
 }
+# The row of the table with the git commit of the script that ran (`-dirty` if the file differed from it). Not a
+# flag: runs of two commits are pooled (a commit that changed nothing the run does would otherwise split a sweep)
+# and report.md lists every commit it pooled, so a reader sees when one script's runs come from two versions.
+COMMIT = "commit"
 # The tabular script's FrozenLake flags: with the env id they make the env a run plays (its map and ice), so they
 # name the env, and the aggregates over envs count each map as one env. Other envs ignore them.
 GAME_FLAGS = {"map_name", "map_size", "map_p", "map_seed", "is_slippery"}
@@ -96,13 +115,14 @@ class RunData:
 
     folder: Path
     env_id: str
-    script: str
+    exp_name: str
     seed: int
+    commit: str  # the git commit of the script that ran, "unknown" if its table does not say
     flags: dict[str, str]  # the rest of its hyperparameters table, less BOOKKEEPING: flag -> value as logged
     finished: bool
     scalars: dict[str, tuple[np.ndarray, np.ndarray]]
     env: str = ""  # the env id and the GAME_FLAGS that differ between runs of it (see name_runs)
-    method: str = ""  # the script and the other flags that differ between runs of it (see name_runs)
+    method: str = ""  # the exp_name and the other flags that differ between runs of it (see name_runs)
 
 
 class NotARun(Exception):
@@ -125,17 +145,48 @@ class Estimate:
 
 
 @dataclass
+class PublishedGame:
+    """One game's row of the published-scores file."""
+
+    random: float  # the random and human scores that normalize this game's scores
+    human: float
+    scores: dict[str, float]  # agent -> its mean final score over its runs (only the agents the file has for it)
+    sds: dict[str, float]  # agent -> the standard deviation of its runs' scores, where the file gives it
+
+
+@dataclass
+class Published:
+    """The published-scores file: per game its row, and the aggregates over all Atari 100k games."""
+
+    agents: list[str]  # in the file's order
+    games: dict[str, PublishedGame]  # "Breakout" -> its row
+    all_games: dict[str, dict[str, float]]  # "IQM over 26 games" -> agent -> human-normalized value
+
+
+@dataclass
+class RandomPolicy:
+    """The scores of the uniformly random policy we measured on one game (benchmarks/random_policy.py)."""
+
+    env_id: str
+    scores: np.ndarray  # one per game played
+    commit: str
+    estimate: Estimate  # the mean over the games played
+    normalized: Estimate | None
+
+
+@dataclass
 class FinalScore:
     """The final scores of one method on one env over its finished seeds."""
 
-    env_id: str  # for the human and random scores
+    env_id: str
     env: str  # RunData.env: the env id and the map flags that tell it apart
     method: str  # RunData.method: the script and the flags that tell it apart
     tag: str
     seeds: list[int]
     scores: np.ndarray  # one per seed, in the order of `seeds`
     estimate: Estimate  # the mean over seeds
-    normalized: Estimate | None  # human-normalized (Atari games in HUMAN_RANDOM), else None
+    normalized_scores: np.ndarray | None  # human-normalized, one per seed (Atari games in the published file)
+    normalized: Estimate | None  # their mean and CI
 
 
 @dataclass
@@ -145,8 +196,11 @@ class Report:
     runs_dir: Path
     runs: list[RunData]
     cells: list[FinalScore]
+    published: Published
+    random_policies: dict[str, RandomPolicy]  # env id -> the random policy we measured
     matrices: dict  # see normalized_matrices
     summary: dict  # see aggregates
+    published_summary: dict  # see published_aggregates
     probabilities: dict  # see improvement_probabilities
     notes: list[str]
 
@@ -162,13 +216,19 @@ def bootstrap_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def human_normalized(env_id: str, score: float) -> float | None:
-    """(score − random) / (human − random) for an Atari game in HUMAN_RANDOM; None for any other env."""
-    game = atari_game(env_id)
-    if game not in HUMAN_RANDOM:
+def mean_estimate(samples: np.ndarray) -> Estimate:
+    """The mean of the samples (seeds, or games played) and its 95% bootstrap CI; no CI for one sample."""
+    low, high = (float(bound) for bound in bootstrap_ci(samples)) if len(samples) > 1 else (None, None)
+    return Estimate(float(samples.mean()), low, high)
+
+
+def human_normalized(published: Published, env_id: str, scores):
+    """(score − random) / (human − random) for an Atari game of the published file (a number or an array of
+    them); None for any other env."""
+    game = published.games.get(atari_game(env_id))
+    if game is None:
         return None
-    human, random = HUMAN_RANDOM[game]
-    return (score - random) / (human - random)
+    return (scores - game.random) / (game.human - game.random)
 
 
 def atari_game(env_id: str) -> str:
@@ -188,6 +248,69 @@ def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
         low, high = (None, None) if min(map(len, matrices)) == 1 else (float(np.squeeze(b)) for b in intervals[key])
         estimates[key] = Estimate(float(np.squeeze(points[key])), low, high)
     return estimates
+
+
+# ---- Reading the published scores and the random policy ----------------------------------------------------------
+def read_published(path: Path) -> Published:
+    """The published-scores file: `#` comments (its sources), then a CSV table. Columns: game, random, human, one
+    per agent, and `{agent} sd` for an agent's standard deviation over runs. A row with no random and human holds
+    aggregates over all Atari 100k games, named in its game column. An empty cell: the file has no such number."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    except OSError as error:
+        fail(f"{path}: cannot read the published scores ({error.strerror})", status=1)
+    table = list(csv.DictReader(lines))
+    columns = list(table[0]) if table else []
+    if columns[:3] != ["game", "random", "human"]:
+        fail(f"{path}: damaged: its table must start with the columns game, random, human", status=1)
+    agents = [column for column in columns[3:] if not column.endswith(" sd")]
+    games, all_games = {}, {}
+    for line, row in enumerate(table, start=2):  # line 1 of the table is its header
+        numbers = {column: published_number(path, line, column, row[column]) for column in columns[1:]}
+        scores = {agent: numbers[agent] for agent in agents if numbers[agent] is not None}
+        if numbers["random"] is None and numbers["human"] is None:
+            all_games[row["game"]] = scores
+        else:
+            sds = {agent: numbers[f"{agent} sd"] for agent in agents if numbers.get(f"{agent} sd") is not None}
+            games[row["game"]] = PublishedGame(numbers["random"], numbers["human"], scores, sds)
+    return Published(agents, games, all_games)
+
+
+def published_number(path: Path, line: int, column: str, text: str | None) -> float | None:
+    """One cell of the published-scores file as a number; None if it is empty."""
+    if not text or not text.strip():
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        fail(f"{path}: damaged: {column} in line {line} of its table is {text!r}, not a number", status=1)
+
+
+def load_random_policies(runs_dir: Path, published: Published) -> dict[str, RandomPolicy]:
+    """The random policy's scores per env id, from RUNS_DIR/random_policy/*.json (see benchmarks/random_policy.py);
+    one error line for a file that is not such a record, or a second file for one env id."""
+    policies = {}
+    for path in sorted((runs_dir / RANDOM_POLICY).glob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except OSError as error:
+            fail(f"{path}: cannot read it ({error.strerror})", status=1)
+        except ValueError as error:  # not JSON, or not UTF-8
+            fail(f"{path}: damaged, not JSON ({type(error).__name__}); write it again with benchmarks/random_policy.py")
+        scores = record.get("scores") if isinstance(record, dict) else None
+        if not (isinstance(record, dict) and isinstance(record.get("env_id"), str) and isinstance(scores, list)
+                and scores and all(isinstance(score, (int, float)) for score in scores)):
+            fail(f"{path}: not a record of benchmarks/random_policy.py (it needs env_id and a list of scores)")
+        env_id = record["env_id"]
+        if env_id in policies:
+            fail(f"{path}: a second random policy for {env_id}; its games would count twice: move one of them out of "
+                 f"{path.parent}")
+        scores = np.array(scores, dtype=float)
+        estimate = mean_estimate(scores)
+        normalized = human_normalized(published, env_id, scores)
+        policies[env_id] = RandomPolicy(env_id, scores, str(record.get("commit", "unknown")), estimate,
+                                        None if normalized is None else mean_estimate(normalized))
+    return policies
 
 
 # ---- Reading the runs --------------------------------------------------------------------------------------------
@@ -216,11 +339,13 @@ def load_run(folder: Path, finished: bool) -> RunData:
     events = EventAccumulator(str(folder), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     table = run_table(events)
-    flags = {flag: value for flag, value in table.items() if flag not in IDENTITY and flag not in BOOKKEEPING}
+    flags = {flag: value for flag, value in table.items()
+             if flag not in IDENTITY and flag not in BOOKKEEPING and flag != COMMIT}
     scalars = {tag: (np.array([point.step for point in events.Scalars(tag)]),
                      np.array([point.value for point in events.Scalars(tag)]))
                for tag in events.Tags()["scalars"]}
-    return RunData(folder, table["env_id"], table["exp_name"], int(table["seed"]), flags, finished, scalars)
+    return RunData(folder, table["env_id"], table["exp_name"], int(table["seed"]), table.get(COMMIT, "unknown"), flags,
+                   finished, scalars)
 
 
 def run_table(events: EventAccumulator) -> dict[str, str]:
@@ -274,14 +399,15 @@ def first_damaged_record(data: bytes) -> int | None:
 
 
 def name_runs(runs: list[RunData]) -> None:
-    """Give each run its `env` and `method`: the env id and the script, each followed by the flags whose values
-    differ between the runs of that env id (GAME_FLAGS: the map and ice) or of that script (the other flags). Two
-    runs share both names only if they played the same env with the same flags, so only then are they pooled."""
+    """Give each run its `env` and `method`: the env id and the exp_name, each followed by the flags whose values
+    differ between the runs of that env id (GAME_FLAGS: the map and ice) or of that exp_name (the other flags, the
+    `script` row among them: two scripts run with one --exp-name are named by their files). Two runs share both
+    names only if they played the same env with the same flags, so only then are they pooled."""
     for run in runs:
         same_env = [other for other in runs if other.env_id == run.env_id]
-        same_script = [other for other in runs if other.script == run.script]
+        same_exp_name = [other for other in runs if other.exp_name == run.exp_name]
         run.env = with_differing_flags(run.env_id, run, same_env, game=True)
-        run.method = with_differing_flags(run.script, run, same_script, game=False)
+        run.method = with_differing_flags(run.exp_name, run, same_exp_name, game=False)
 
 
 def with_differing_flags(name: str, run: RunData, peers: list[RunData], game: bool) -> str:
@@ -325,39 +451,62 @@ def by_env_and_method(runs: list[RunData]) -> dict[str, dict[str, list[RunData]]
     return groups
 
 
-def mean_curve(runs: list[RunData], tag: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(steps, mean, CI low, CI high) of `tag` over the runs. Runs that evaluated at different steps (the tabular
-    script evaluates every N episodes, a varying number of steps) are interpolated linearly onto every step any
-    of them logged, within the steps all of them cover."""
-    first, last = max(run.scalars[tag][0][0] for run in runs), min(run.scalars[tag][0][-1] for run in runs)
-    steps = np.unique(np.concatenate([run.scalars[tag][0] for run in runs]))
+def learning_curve_tag(runs: list[RunData]) -> str | None:
+    """What the runs' learning curves show: for runs scored by a game's return, the returns of their training games
+    (charts/episodic_return), as CleanRL plots them: a curve even for runs evaluated only at their end. For the
+    others, their score (the tabular value ratio: exact, and evaluated periodically)."""
+    tag = score_tag(runs)
+    if tag == "eval/episodic_return" and any(TRAINING_RETURN in run.scalars for run in runs):
+        return TRAINING_RETURN
+    return tag
+
+
+def run_curve(run: RunData, tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """A run's curve of `tag`: its points; for the training games' returns, at the end of each game the mean of the
+    last TRAINING_WINDOW games (one game's return swings too much to read a trend from)."""
+    steps, values = run.scalars[tag]
+    if tag == TRAINING_RETURN:
+        values = np.array([values[max(0, game + 1 - TRAINING_WINDOW):game + 1].mean() for game in range(len(values))])
+    return steps, values
+
+
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, mean, CI low, CI high) over the curves, each (steps, values). Curves logged at different steps (the
+    tabular script evaluates every N episodes, a training game ends at any step) are interpolated linearly onto
+    every step any of them logged, within the steps all of them cover; onto CURVE_POINTS evenly spaced steps where
+    those are more."""
+    first, last = max(steps[0] for steps, _ in curves), min(steps[-1] for steps, _ in curves)
+    steps = np.unique(np.concatenate([steps for steps, _ in curves]))
     steps = steps[(steps >= first) & (steps <= last)]
-    values = np.array([np.interp(steps, *run.scalars[tag]) for run in runs])
+    if len(steps) > CURVE_POINTS:
+        steps = np.linspace(first, last, CURVE_POINTS)
+    values = np.array([np.interp(steps, *curve) for curve in curves])
     low, high = bootstrap_ci(values)
     return steps, values.mean(axis=0), low, high
 
 
 # ---- The table and the aggregates --------------------------------------------------------------------------------
-def final_scores(runs: list[RunData], notes: list[str]) -> list[FinalScore]:
-    """The last evaluation of each finished run, summarized per env × method; runs lacking the tag are noted."""
+def final_scores(runs: list[RunData], published: Published, notes: list[str]) -> list[FinalScore]:
+    """The last evaluation of each finished run, summarized per env × method, human-normalized for the Atari games
+    of the published file; runs lacking the tag, and envs scored by a return that the file cannot normalize, are
+    noted."""
     cells = []
     for env, methods in by_env_and_method(runs).items():
         tag = score_tag([run for group in methods.values() for run in group])
+        env_id = next(iter(methods.values()))[0].env_id
+        if tag == "eval/episodic_return" and human_normalized(published, env_id, 0.0) is None:
+            notes.append(f"{env}: not a game of `{display_path(PUBLISHED)}`: its scores are not human-normalized")
         for method, group in methods.items():
-            env_id = group[0].env_id
             scored = [run for run in group if tag in run.scalars]
             notes.extend(f"{run.folder.name}: no {tag or ' or '.join(SCORE_TAGS)}; left out of the scores"
                          for run in group if run not in scored)
             if not scored:
                 continue
             scores = np.array([run.scalars[tag][1][-1] for run in scored])
-            low, high = (float(bound) for bound in bootstrap_ci(scores)) if len(scores) > 1 else (None, None)
-            estimate = Estimate(float(scores.mean()), low, high)
-            normalized = (Estimate(*(value if value is None else human_normalized(env_id, value)
-                                     for value in (estimate.value, low, high)))
-                          if tag == "eval/episodic_return" and human_normalized(env_id, 0.0) is not None else None)
-            cells.append(FinalScore(env_id, env, method, tag, [run.seed for run in scored], scores, estimate,
-                                    normalized))
+            normalized = human_normalized(published, env_id, scores) if tag == "eval/episodic_return" else None
+            cells.append(FinalScore(env_id, env, method, tag, [run.seed for run in scored], scores,
+                                    mean_estimate(scores), normalized,
+                                    None if normalized is None else mean_estimate(normalized)))
     return cells
 
 
@@ -387,8 +536,8 @@ def cell_kind(cell: FinalScore) -> str | None:
 
 def normalized_score(cell: FinalScore, seed: int) -> float:
     """One seed's final score, human-normalized for Atari (value ratios are normalized already)."""
-    score = float(cell.scores[cell.seeds.index(seed)])
-    return human_normalized(cell.env_id, score) if cell_kind(cell) == ATARI else score
+    scores = cell.normalized_scores if cell_kind(cell) == ATARI else cell.scores
+    return float(scores[cell.seeds.index(seed)])
 
 
 def aggregates(matrices: dict) -> dict[str, dict[str, dict[str, Estimate]]]:
@@ -398,6 +547,22 @@ def aggregates(matrices: dict) -> dict[str, dict[str, dict[str, Estimate]]]:
                    "mean": rliable_estimates({script: matrix for script, (_, _, matrix) in scripts.items()},
                                              metrics.aggregate_mean)}
             for kind, scripts in matrices.items()}
+
+
+def published_aggregates(matrices: dict, published: Published) -> dict[tuple[str, ...], dict[str, dict[str, float]]]:
+    """Per set of Atari games a script of the report was aggregated over: the IQM and the mean over those games of
+    each published agent's human-normalized per-game means (a 1 × games matrix, by rliable's same functions), for
+    the agents the file has on every one of those games."""
+    summary = {}
+    for games, _, _ in matrices.get(ATARI, {}).values():
+        rows = [published.games[atari_game(game)] for game in games]  # an Atari aggregate holds only the file's games
+        for agent in published.agents:
+            if all(agent in row.scores for row in rows):
+                means = np.array([[human_normalized(published, game, row.scores[agent]) for game, row in
+                                   zip(games, rows)]])
+                summary.setdefault(tuple(games), {})[agent] = {"IQM": float(metrics.aggregate_iqm(means)),
+                                                               "mean": float(metrics.aggregate_mean(means))}
+    return summary
 
 
 def improvement_probabilities(matrices: dict) -> dict[str, dict[tuple[str, str], Estimate]]:
@@ -415,28 +580,62 @@ def improvement_probabilities(matrices: dict) -> dict[str, dict[tuple[str, str],
 
 
 # ---- Figures -----------------------------------------------------------------------------------------------------
-def curves_figure(runs: list[RunData]) -> Figure:
-    """One panel per env: the score tag against global_step, mean over seeds and 95% band, a colour per method."""
-    groups = {env: methods for env, methods in by_env_and_method(runs).items()
+def report_figure(report: Report) -> Figure:
+    """A column per env: on top the learning curves (see learning_curve_tag), mean over seeds and 95% band, a colour
+    per method; below the final scores (see final_scores_panel)."""
+    groups = {env: methods for env, methods in by_env_and_method(report.runs).items()
               if score_tag([run for group in methods.values() for run in group])}
-    figure = Figure(figsize=(6 * max(1, len(groups)), 4.5), layout="constrained")
-    for axes, (env, methods) in zip(figure.subplots(1, max(1, len(groups)), squeeze=False)[0], groups.items()):
-        tag = score_tag([run for group in methods.values() for run in group])
+    figure = Figure(figsize=(6 * max(1, len(groups)), 9), layout="constrained")
+    panels = figure.subplots(2, max(1, len(groups)), squeeze=False)
+    colors = method_colors(report.runs)
+    for column, (env, methods) in enumerate(groups.items()):
+        curves, finals = panels[0][column], panels[1][column]
+        tag = learning_curve_tag([run for group in methods.values() for run in group])
         for method, group in sorted(methods.items()):
-            scored = [run for run in group if tag in run.scalars]
-            if scored:
-                label = f"{method} ({len(scored)} seed{'s' if len(scored) > 1 else ''})"
-                plot_mean(axes, scored, tag, label, color=method_colors(runs)[method], linestyle="-")
-        axes.set(title=env, xlabel="global step", ylabel=tag)
-        axes.legend()
+            logged = [run for run in group if tag in run.scalars]
+            if logged:
+                label = f"{method} ({len(logged)} seed{'s' if len(logged) > 1 else ''})"
+                plot_mean(curves, [run_curve(run, tag) for run in logged], label, color=colors[method], linestyle="-")
+        ylabel = f"training games' return, mean of the last {TRAINING_WINDOW}" if tag == TRAINING_RETURN else tag
+        curves.set(title=env, xlabel="global step", ylabel=ylabel)
+        curves.legend()
+        final_scores_panel(finals, env, report, colors)
     return figure
+
+
+def final_scores_panel(axes, env: str, report: Report, colors: dict[str, str]):
+    """The final scores on one env, an x position each: every method's seeds (dots) and their mean with its 95% CI
+    (a bar); the random policy we measured (its games); the published agents' means (black diamonds)."""
+    cells = [cell for cell in report.cells if cell.env == env]
+    labels = []
+    for cell in cells:
+        plot_final(axes, len(labels), cell.scores, cell.estimate, colors[cell.method])
+        labels.append(cell.method)
+    env_id = cells[0].env_id if cells else env
+    if env_id in report.random_policies:
+        policy = report.random_policies[env_id]
+        plot_final(axes, len(labels), policy.scores, policy.estimate, "grey")
+        labels.append("random policy (ours)")
+    published = report.published.games.get(atari_game(env_id)) if cells and cells[0].normalized else None
+    for agent, score in (published.scores if published else {}).items():
+        axes.plot(len(labels), score, "D", color="black")
+        labels.append(f"{agent} (published)")
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set(title=f"{env}: final scores", ylabel=cells[0].tag if cells else "")
+
+
+def plot_final(axes, x: int, samples: np.ndarray, estimate: Estimate, color: str):
+    """Each sample as a dot at `x`, and beside it their mean with its 95% CI as an error bar."""
+    axes.plot(np.full(len(samples), x - 0.1), samples, "o", color=color, alpha=0.4, markersize=4)
+    error = None if estimate.low is None else [[estimate.value - estimate.low], [estimate.high - estimate.value]]
+    axes.errorbar(x + 0.1, estimate.value, yerr=error, fmt="s", color=color, capsize=4)
 
 
 def overestimation_figure(runs: list[RunData]) -> Figure | None:
     """One panel per env that logs the value estimates: each method's eval/q_estimate (solid) and
     eval/discounted_return (dashed) against global_step, mean over seeds and 95% band. None if no run logs them."""
     groups = {env: {method: logged for method, group in methods.items()
-                    if (logged := [run for run in group if all(tag in run.scalars for tag in OVERESTIMATION_TAGS)])}
+                    if (logged := [run for run in group if logs_value_estimates(run)])}
               for env, methods in by_env_and_method(runs).items()}
     groups = {env: methods for env, methods in groups.items() if methods}
     if not groups:
@@ -445,18 +644,23 @@ def overestimation_figure(runs: list[RunData]) -> Figure | None:
     for axes, (env, methods) in zip(figure.subplots(1, len(groups), squeeze=False)[0], groups.items()):
         for method, group in sorted(methods.items()):
             color = method_colors(runs)[method]
-            plot_mean(axes, group, "eval/q_estimate", f"{method}: Q estimate", color=color, linestyle="-")
-            plot_mean(axes, group, "eval/discounted_return", f"{method}: discounted return", color=color,
-                      linestyle="--")
+            plot_mean(axes, [run.scalars["eval/q_estimate"] for run in group], f"{method}: Q estimate", color=color,
+                      linestyle="-")
+            plot_mean(axes, [run.scalars["eval/discounted_return"] for run in group],
+                      f"{method}: discounted return", color=color, linestyle="--")
         axes.set(title=env, xlabel="global step", ylabel="value (mean over seeds)")
         axes.legend()
     return figure
 
 
-def plot_mean(axes, runs: list[RunData], tag: str, label: str, **line_style):
-    """The mean of `tag` over the runs as a line, and its 95% bootstrap band."""
-    steps, mean, low, high = mean_curve(runs, tag)
-    axes.plot(steps, mean, label=label, marker=".", **line_style)  # a marker per evaluation: one is visible too
+def logs_value_estimates(run: RunData) -> bool:
+    return all(tag in run.scalars for tag in OVERESTIMATION_TAGS)
+
+
+def plot_mean(axes, curves: list[tuple[np.ndarray, np.ndarray]], label: str, **line_style):
+    """The mean of the curves as a line, and its 95% bootstrap band."""
+    steps, mean, low, high = mean_curve(curves)
+    axes.plot(steps, mean, label=label, marker="." if len(steps) < 50 else None, **line_style)  # one point shows too
     axes.fill_between(steps, low, high, color=line_style["color"], alpha=0.2)
 
 
@@ -467,46 +671,169 @@ def method_colors(runs: list[RunData]) -> dict[str, str]:
 
 # ---- report.md ---------------------------------------------------------------------------------------------------
 def markdown(report: Report) -> str:
-    """The report's text: final scores, aggregates, improvement probabilities, unfinished runs, notes."""
-    lines = [f"# Benchmark report: `{report.runs_dir}`", "",
-             f"{len(report.runs)} run folders. Final score = the last evaluation of a run. 95% CIs: percentile "
-             f"bootstrap over seeds ({BOOTSTRAP_REPS:,} resamples); aggregates: rliable's stratified bootstrap. "
-             "Human-normalized = (score − random) / (human − random), human and random scores of Mnih et al. "
-             "(2015), Extended Data Table 2.", "", "## Final scores", "",
-             "| env | script | tag | mean [95% CI] | seeds | human-normalized mean [95% CI] |", "|-|-|-|-|-|-|"]
+    """The report's text: what it read, the scripts' commits, final scores, the published agents beside ours,
+    aggregates, improvement probabilities, unfinished runs, notes."""
+    lines = (header_lines(report) + commit_lines(report) + final_score_lines(report) + literature_lines(report)
+             + aggregate_lines(report) + probability_lines(report) + unfinished_lines(report)
+             + ["", "## Notes", ""] + [f"- {note}" for note in report.notes or ["None."]])
+    return "\n".join(lines) + "\n"
+
+
+def header_lines(report: Report) -> list[str]:
+    """The title (RUNS_DIR as given, if relative: an absolute path is this machine's) and how scores are made."""
+    where = "" if report.runs_dir.is_absolute() else f": `{report.runs_dir.as_posix()}`"
+    text = (f"{len(report.runs)} run folders. Final score = the last evaluation of a run. 95% CIs: percentile "
+            f"bootstrap over seeds ({BOOTSTRAP_REPS:,} resamples); aggregates: rliable's stratified bootstrap.")
+    if any(cell.normalized for cell in report.cells):
+        text += (" Human-normalized = (score − random) / (human − random), with the random and human scores of "
+                 f"`{display_path(PUBLISHED)}` for every game (its sources are named in it).")
+    return [f"# Benchmark report{where}", "", text]
+
+
+def commit_lines(report: Report) -> list[str]:
+    """Per script: the file that ran and each git commit it ran at, with the finished runs of that commit."""
+    pooled = {}
+    for run in report.runs:
+        if run.finished:
+            pooled.setdefault((run.method, run.flags.get("script", "unknown"), run.commit), []).append(run)
+    lines = ["", "## Scripts and commits", "", "| script | file | commit | finished runs |", "|-|-|-|-|"]
+    for (method, file, commit), runs in sorted(pooled.items()):
+        seeds = {}
+        for run in runs:
+            seeds.setdefault(run.env, []).append(str(run.seed))
+        where = "; ".join(f"{env} seeds {', '.join(env_seeds)}" for env, env_seeds in seeds.items())
+        lines.append(f"| {method} | {file} | {commit} | {len(runs)}: {where} |")
+    lines += [f"| random policy | benchmarks/random_policy.py | {policy.commit} | {env_id}: {len(policy.scores)} "
+              f"games |" for env_id, policy in report.random_policies.items()]
+    methods = [method for method, _, _ in pooled]
+    for method in sorted(set(methods)):
+        if methods.count(method) > 1:
+            lines += ["", f"{method}: runs of {methods.count(method)} commits are pooled."]
+    return lines
+
+
+def final_score_lines(report: Report) -> list[str]:
+    """The final score per env × method; human-normalized where the report has Atari games to normalize."""
+    atari = any(cell.normalized for cell in report.cells)
+    lines = ["", "## Final scores", "", "| env | script | tag | mean [95% CI] | seeds |"
+             + (" human-normalized mean [95% CI] |" if atari else ""), "|-|-|-|-|-|" + ("-|" if atari else "")]
     unfinished = [run for run in report.runs if not run.finished]
     for cell in report.cells:
         missing = [run.seed for run in unfinished if (run.env, run.method) == (cell.env, cell.method)]
         seeds = f"{len(cell.seeds)} ({', '.join(map(str, cell.seeds))})" + (
             f"; not finished: {', '.join(map(str, missing))}" if missing else "")
-        lines.append(f"| {cell.env} | {cell.method} | {cell.tag} | {cell.estimate} | {seeds} | "
-                     f"{cell.normalized or '–'} |")
-    lines += ["", "## Aggregates over games", ""]
+        lines.append(f"| {cell.env} | {cell.method} | {cell.tag} | {cell.estimate} | {seeds} |"
+                     + (f" {cell.normalized or '–'} |" if atari else ""))
+    return lines
+
+
+def literature_lines(report: Report) -> list[str]:
+    """Per Atari game of the published file: each of our methods, the random policy we measured and the published
+    agents, as scores and human-normalized."""
+    envs = list(dict.fromkeys(cell.env for cell in report.cells if cell.normalized))
+    if not envs:
+        return []
+    flags = {run.method: run.flags for run in report.runs}
+    lines = ["", "## Ours beside the published Atari 100k agents", "",
+             f"Published: each agent's mean final score over its runs on Atari 100k ({ATARI_100K_STEPS:,} agent "
+             f"steps per game), from `{display_path(PUBLISHED)}`, which names its sources and their protocol; sd: the "
+             "standard deviation over the agent's runs, where the file gives it. Ours: the mean over seeds of each "
+             "run's last evaluation. The random policy: ours, benchmarks/random_policy.py (full games with uniformly "
+             "random actions through the scripts' evaluation pipeline).", "",
+             "Random and human scores (normalized: 0 and 1): " + "; ".join(
+                 f"{env} {game.random:g} and {game.human:g}"
+                 for env in envs if (game := report.published.games[atari_game(env)])) + ".", "",
+             "| game | agent | score: mean [95% CI] | runs | human-normalized |", "|-|-|-|-|-|"]
+    for env in envs:
+        for cell in (cell for cell in report.cells if cell.env == env):
+            evaluation = (f"{flags[cell.method].get('eval_episodes', '?')} games at ε "
+                          f"{flags[cell.method].get('eval_epsilon', '?')} each")
+            lines.append(f"| {env} | {cell.method} (ours) | {cell.estimate} | {len(cell.seeds)} seeds, "
+                         f"{evaluation} | {cell.normalized} |")
+        env_id = next(cell.env_id for cell in report.cells if cell.env == env)
+        if env_id in report.random_policies:
+            policy = report.random_policies[env_id]
+            lines.append(f"| {env} | random policy (ours) | {policy.estimate} | {len(policy.scores)} games | "
+                         f"{policy.normalized} |")
+        game = report.published.games[atari_game(env_id)]
+        for agent, score in game.scores.items():
+            sd = f" (sd {game.sds[agent]:.1f})" if agent in game.sds else ""
+            lines.append(f"| {env} | {agent} (published) | {score:.1f}{sd} | published | "
+                         f"{human_normalized(report.published, env_id, score):.3f} |")
+    return lines
+
+
+def aggregate_lines(report: Report) -> list[str]:
+    """Per kind of normalized score: each method's IQM and mean over games; for Atari, the published agents' on the
+    same games (from their per-game means) and over all their games."""
+    lines = ["", "## Aggregates over games", ""]
     if not report.matrices:
-        lines.append("No normalized scores (no Atari game with human and random scores, no tabular value ratio).")
+        lines.append("None: no run's score can be normalized.")
     for kind, scripts in report.matrices.items():
         estimates = report.summary[kind]
         lines += [f"**{kind}**", "", "| script | games | seeds | IQM [95% CI] | mean [95% CI] |", "|-|-|-|-|-|"]
         lines += [f"| {script} | {', '.join(games)} | {', '.join(map(str, seeds))} | {estimates['IQM'][script]} | "
                   f"{estimates['mean'][script]} |" for script, (games, seeds, _) in scripts.items()]
+        if kind == ATARI:
+            lines += published_aggregate_lines(report)
         lines.append("")
-    lines += ["## Probability of improvement", ""]
+    return lines
+
+
+def published_aggregate_lines(report: Report) -> list[str]:
+    """The published agents' rows of the Atari aggregate table, what they are, and their aggregates over all the
+    Atari 100k games."""
+    lines = [f"| {agent} (published) | {', '.join(games)} | its per-game means | {values['IQM']:.3f} | "
+             f"{values['mean']:.3f} |" for games, agents in report.published_summary.items()
+             for agent, values in agents.items()]
+    if not lines:
+        return []
+    trimmed = {len(games): int(0.25 * len(games)) for games in report.published_summary}
+    lines += ["", "Published rows: the IQM and the mean over the same games of each agent's human-normalized "
+              "per-game means. The agents' runs are not in the file, so there is no CI, and this IQM is not the "
+              "paper's, which pools every run. The IQM (rliable: scipy's trim_mean, 25% cut at each end) of " +
+              ", of ".join(f"{games} per-game means drops {cut or 'none'} at each end" + (": it is their mean" if not
+                           cut else "") for games, cut in trimmed.items())
+              + "; ours drops a quarter of the seeds × games scores at each end."]
+    if report.published.all_games:
+        statistics = list(report.published.all_games)
+        lines += ["", "Over all the Atari 100k games (the file's aggregates, every run pooled; not the games above):",
+                  "", "| agent | " + " | ".join(statistics) + " |", "|-|" + "-|" * len(statistics)]
+        lines += [f"| {agent} | " + " | ".join(f"{report.published.all_games[statistic].get(agent, float('nan')):.3f}"
+                                               for statistic in statistics) + " |"
+                  for agent in report.published.agents]
+    return lines
+
+
+def probability_lines(report: Report) -> list[str]:
+    """P(X > Y) for each pair of scripts that ran the same games."""
+    lines = ["", "## Probability of improvement", ""]
     if not report.probabilities:
         lines.append("Needs two scripts that ran the same games.")
     for kind, pairs in report.probabilities.items():
         lines += [f"**{kind}**", "", "| X | Y | P(X > Y) [95% CI] |", "|-|-|-|"]
         lines += [f"| {x} | {y} | {estimate} |" for (x, y), estimate in pairs.items()]
         lines.append("")
-    lines += ["", "## Runs not finished", ""]
-    lines += [f"- `{run.folder.name}` (no {DONE_MARKER}): reached step "
-              f"{max((int(steps[-1]) for steps, _ in run.scalars.values() if len(steps)), default=0):,}; "
-              "left out of the scores and curves" for run in unfinished] or ["None."]
-    lines += ["", "## Notes", ""] + [f"- {note}" for note in report.notes or ["None."]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
+def unfinished_lines(report: Report) -> list[str]:
+    """Each run without the sweep's done marker, and the step it reached."""
+    unfinished = [run for run in report.runs if not run.finished]
+    return ["", "## Runs not finished", ""] + ([
+        f"- `{run.folder.name}` (no {DONE_MARKER}): reached step "
+        f"{max((int(steps[-1]) for steps, _ in run.scalars.values() if len(steps)), default=0):,}; "
+        "left out of the scores and curves" for run in unfinished] or ["None."])
+
+
+def display_path(path: Path) -> str:
+    """A file of the repository as report.md names it: relative to the repository's root."""
+    return path.relative_to(ROOT).as_posix()
+
+
+# ---- Building and saving the report ------------------------------------------------------------------------------
 def build_report(runs_dir: Path) -> Report:
-    """Read the runs and compute every number of the report."""
+    """Read the runs, the published scores and the random policy, and compute every number of the report."""
     notes = []
     runs = load_runs(runs_dir, notes)
     if not runs and any(runs_dir.glob("events.out.tfevents.*")):
@@ -515,17 +842,20 @@ def build_report(runs_dir: Path) -> Report:
     if not runs:
         fail(f"{runs_dir}: no run folders (folders directly under it whose TensorBoard event files hold the scripts' "
              "hyperparameters table)")
-    cells = final_scores(runs, notes)
+    published = read_published(PUBLISHED)
+    random_policies = load_random_policies(runs_dir, published)
+    cells = final_scores(runs, published, notes)
     matrices = normalized_matrices(cells)
-    notes += overestimation_notes(runs)
-    return Report(runs_dir, runs, cells, matrices, aggregates(matrices), improvement_probabilities(matrices), notes)
+    notes += protocol_notes(runs, cells) + overestimation_notes(runs)
+    return Report(runs_dir, runs, cells, published, random_policies, matrices, aggregates(matrices),
+                  published_aggregates(matrices, published), improvement_probabilities(matrices), notes)
 
 
 def save_report(report: Report, out: Path) -> list[Path]:
     """Write report.png, overestimation.png (if some run logs the value estimates) and report.md into `out`;
     returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"report.png": curves_figure(report.runs), "overestimation.png": overestimation_figure(report.runs)}
+    figures = {"report.png": report_figure(report), "overestimation.png": overestimation_figure(report.runs)}
     for name, figure in figures.items():
         if figure is not None:
             figure.savefig(out / name, dpi=100)
@@ -533,11 +863,23 @@ def save_report(report: Report, out: Path) -> list[Path]:
     return [out / name for name, figure in figures.items() if figure is not None] + [out / "report.md"]
 
 
+def protocol_notes(runs: list[RunData], cells: list[FinalScore]) -> list[str]:
+    """One note per method with Atari scores that did not train the 100,000 agent steps of the published agents."""
+    atari = {cell.method for cell in cells if cell.normalized}
+    steps = {run.method: run.flags.get("total_timesteps", "?") for run in runs if run.method in atari}
+    return [f"{method} trained total_timesteps={value} agent steps, not Atari 100k's {ATARI_100K_STEPS:,}: the "
+            "published agents beside it ran another protocol" for method, value in sorted(steps.items())
+            if value != str(ATARI_100K_STEPS)]
+
+
 def overestimation_notes(runs: list[RunData]) -> list[str]:
-    """One note per env × method whose finished runs do not log both value-estimate tags."""
+    """One note per env × method whose finished runs do not log both value-estimate tags, when overestimation.png
+    is written (some run logs them)."""
+    if not any(logs_value_estimates(run) for run in runs if run.finished):
+        return []
     return [f"{env}, {method}: no {' and '.join(OVERESTIMATION_TAGS)}; not in overestimation.png"
             for env, methods in by_env_and_method(runs).items() for method, group in methods.items()
-            if not any(all(tag in run.scalars for tag in OVERESTIMATION_TAGS) for run in group)]
+            if not any(logs_value_estimates(run) for run in group)]
 
 
 def check_paths(runs_dir: Path, out: Path) -> None:
@@ -552,6 +894,13 @@ def check_paths(runs_dir: Path, out: Path) -> None:
         fail(f"--out {out}: {existing} is a file, not a folder")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with one `error:` line for a bad command line instead of the usage and a line."""
+
+    def error(self, message: str):
+        fail(message)
+
+
 def fail(message: str, status: int = 2):
     """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a file that
     cannot be read or written), 130 for Ctrl-C."""
@@ -560,15 +909,22 @@ def fail(message: str, status: int = 2):
 
 
 def main(argv: list[str]):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         description=__doc__.split("\n\n")[0],
-        epilog="Runs are pooled over seeds only when their env id, script and flags agree (all flags but the seed and "
-               "the bookkeeping ones: where a run is written, when it logs, on which device it runs); a flag that "
-               "differs is added to the env's or the script's name. One seed twice with the same flags is refused. "
-               "Exit status: 0, 2 for bad input, 1 for a file that cannot be read or written, 130 for Ctrl-C.")
-    parser.add_argument("runs_dir", type=Path,
-                        help="the folder that holds the run folders (e.g. the sweep's); a folder in it whose event "
-                             "files hold no hyperparameters table is left out with a warning")
+        epilog="Example: python benchmarks/report.py benchmarks/results/atari100k --out benchmarks/results/atari100k. "
+               "Writes report.md, report.png and, when some run logs the value estimates, overestimation.png. Atari "
+               "scores are human-normalized with the random and human scores of benchmarks/atari100k_published.csv "
+               "and shown beside the published Atari 100k agents of that file and the random policy of "
+               "RUNS_DIR/random_policy/ (benchmarks/random_policy.py writes it). Runs are pooled over seeds only "
+               "when their env id, script and flags agree (all flags but the seed and the bookkeeping ones: where a "
+               "run is written, when it logs, on which device it runs, and the git commit, which report.md lists); a "
+               "flag that differs is added to the env's or the script's name. One seed twice with the same flags is "
+               "refused. Exit status: 0 when the report is written, 2 for bad input, 1 for a file that cannot be "
+               "read or written, 130 for Ctrl-C.")
+    parser.add_argument("runs_dir", type=Path, metavar="RUNS_DIR",
+                        help="the folder that holds the run folders (the sweep's --results-dir or --runs-dir); a "
+                             "folder in it whose event files hold no hyperparameters table is left out with a "
+                             "warning. report.md names it only when it is given as a relative path")
     parser.add_argument("--out", type=Path, help="the folder the report goes into (made if missing); unset: "
                                                  "RUNS_DIR/report")
     args = parser.parse_args(argv)

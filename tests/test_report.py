@@ -3,7 +3,8 @@ which runs it pools; one line for every input it cannot use.
 
 The runs folder built here (like a sweep's): Breakout and Pong, dqn_atari and double_dqn_atari, seeds 1-4, with
 final returns chosen so that their human-normalized scores are round numbers; FrozenLake with the tabular script,
-seeds 1-2; a fifth Breakout seed of dqn_atari that did not finish; the value estimates on Breakout only.
+seeds 1-2; a fifth Breakout seed of dqn_atari that did not finish; the value estimates on Breakout only; the random
+policy's games on Breakout.
 """
 
 import dataclasses
@@ -11,13 +12,16 @@ import errno
 import json
 import re
 import struct
+from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import load_script
+from helpers import ROOT, load_script
 from torch.utils.tensorboard import SummaryWriter
 
 report = load_script("benchmarks/report")
+random_policy = load_script("benchmarks/random_policy")
 
 STEPS = (0, 1000, 2000)  # evaluations; the return grows linearly to the final one
 # human-normalized final score per seed 1..4: (score − random) / (human − random)
@@ -27,9 +31,21 @@ NORMALIZED = {
     ("BreakoutNoFrameskip-v4", "double_dqn_atari"): [0.01, 0.02, 0.03, 0.04],
     ("PongNoFrameskip-v4", "double_dqn_atari"): [0.55, 0.65, 0.75, 0.85],
 }
-HUMAN_RANDOM = {"BreakoutNoFrameskip-v4": (30.5, 1.7), "PongNoFrameskip-v4": (14.6, -20.7)}
+# human and random scores (REFERENCE §7; Dopamine's)
+HUMAN_RANDOM = {"BreakoutNoFrameskip-v4": (30.5, 1.7), "PongNoFrameskip-v4": (14.6, -20.7),
+                "BoxingNoFrameskip-v4": (12.1, 0.1), "FreewayNoFrameskip-v4": (29.6, 0.0)}
+ATARI_FLAGS = {"total_timesteps": 100000, "eval_episodes": 30, "eval_epsilon": 0.05}  # the Atari 100k recipe's
+RANDOM_SCORES = [0.0, 1.0, 2.0, 5.0]  # the random policy's games on Breakout
 VALUE_RATIOS = [0.5, 1.0]  # FrozenLake-v1, qlearning_frozenlake, seeds 1 and 2
 TABULAR_STEPS = [STEPS, (0, 1500, 2500)]  # the tabular script evaluates every N episodes: at different steps
+
+
+def write_random_policy(runs_dir, env_id: str, scores: list[float], commit: str = "abc123") -> Path:
+    """The random policy's record of one game, as benchmarks/random_policy.py writes it."""
+    path = runs_dir / report.RANDOM_POLICY / f"{env_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"env_id": env_id, "seed": 1, "scores": scores, "commit": commit}))
+    return path
 
 
 def raw_score(env_id: str, normalized: float) -> float:
@@ -77,8 +93,10 @@ def runs_dir(tmp_path_factory):
             if env_id.startswith("Breakout"):
                 scalars |= {"eval/q_estimate": learning_curve(2.0 * seed),
                             "eval/discounted_return": learning_curve(1.0)}
-            write_run(runs_dir, env_id, script, seed, scalars)
-    write_run(runs_dir, "BreakoutNoFrameskip-v4", "dqn_atari", 5, {"eval/episodic_return": [0.0, 1.0]}, finished=False)
+            write_run(runs_dir, env_id, script, seed, scalars, flags=ATARI_FLAGS)
+    write_run(runs_dir, "BreakoutNoFrameskip-v4", "dqn_atari", 5, {"eval/episodic_return": [0.0, 1.0]}, finished=False,
+              flags=ATARI_FLAGS)
+    write_random_policy(runs_dir, "BreakoutNoFrameskip-v4", RANDOM_SCORES)
     for seed, (ratio, steps) in enumerate(zip(VALUE_RATIOS, TABULAR_STEPS), start=1):
         write_run(runs_dir, "FrozenLake-v1", "qlearning_frozenlake", seed,
                   {"eval/value_ratio": learning_curve(ratio, steps)}, steps=steps)
@@ -119,7 +137,7 @@ def percentile_bootstrap(samples: np.ndarray, reps: int = 2000, seed: int = 0) -
 def test_runs_are_identified_by_their_hyperparameters_and_a_run_without_the_marker_is_unfinished(runs):
     assert len(runs) == 4 * 4 + 1 + 2
     unfinished = [run for run in runs if not run.finished]
-    assert [(run.env_id, run.script, run.seed) for run in unfinished] == [("BreakoutNoFrameskip-v4", "dqn_atari", 5)]
+    assert [(run.env_id, run.exp_name, run.seed) for run in unfinished] == [("BreakoutNoFrameskip-v4", "dqn_atari", 5)]
 
 
 def test_the_report_reads_the_file_names_the_sweep_writes():
@@ -147,7 +165,7 @@ def test_with_one_seed_a_score_its_aggregates_and_the_improvement_probability_sh
     assert "| dqn_atari | BreakoutNoFrameskip-v4 | 1 | 0.100 (one seed: no CI) | 0.100 (one seed: no CI) |" in text
     assert "| double_dqn_atari | dqn_atari | 1.000 (one seed: no CI) |" in text
     assert not re.search(r"\[-?\d+\.\d+, ", text)  # no interval [low, high] anywhere
-    assert [line.get_label() for line in report.curves_figure(built.runs).axes[0].lines] == [
+    assert [line.get_label() for line in report.report_figure(built).axes[0].lines] == [
         "double_dqn_atari (1 seed)", "dqn_atari (1 seed)"]
 
 
@@ -201,9 +219,9 @@ def test_report_md_holds_the_table_and_lists_the_unfinished_seed_and_missing_tag
     assert "| double_dqn_atari | dqn_atari | " in text
 
 
-def test_report_png_has_a_panel_per_env_with_a_mean_line_per_script(runs):
-    figure = report.curves_figure(runs)
-    panels = {axes.get_title(): axes for axes in figure.axes}
+def test_report_png_has_a_learning_curve_panel_per_env_with_a_mean_line_per_script(built):
+    figure = report.report_figure(built)
+    panels = {axes.get_title(): axes for axes in figure.axes[:3]}  # the top row
     assert sorted(panels) == ["BreakoutNoFrameskip-v4", "FrozenLake-v1", "PongNoFrameskip-v4"]
     assert [line.get_label() for line in panels["PongNoFrameskip-v4"].lines] == [
         "double_dqn_atari (4 seeds)", "dqn_atari (4 seeds)"]
@@ -216,6 +234,35 @@ def test_report_png_has_a_panel_per_env_with_a_mean_line_per_script(runs):
     assert list(tabular.get_xdata()) == [0, 1000, 1500, 2000]
     assert tabular.get_ydata()[-1] == pytest.approx((0.5 + 1.0 * 2000 / 2500) / 2)
     assert len(panels["PongNoFrameskip-v4"].collections) == 2  # a confidence band per script
+
+
+def test_learning_curves_of_atari_runs_are_their_training_games_returns_averaged_over_the_last_20(tmp_path):
+    """As CleanRL plots them: a curve even when a run is evaluated only at its end."""
+    steps = [100 * game for game in range(1, 41)]
+    for seed, offset in ((1, 0.0), (2, 10.0)):
+        write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", seed,
+                  {"charts/episodic_return": [game + offset for game in range(40)], "eval/episodic_return": [7.0]},
+                  steps=steps)
+    built = report.build_report(tmp_path)
+    (line,) = report.report_figure(built).axes[0].lines
+    # at the last game: the mean of games 20..39 of seed 1 (29.5) and of seed 2 (39.5); at the first, the first game
+    assert (line.get_ydata()[0], line.get_ydata()[-1]) == (pytest.approx(5.0), pytest.approx(34.5))
+    assert report.report_figure(built).axes[0].get_ylabel() == "training games' return, mean of the last 20"
+
+
+def test_report_png_shows_below_each_env_the_final_scores_the_random_policy_and_the_published_agents(built):
+    finals = {axes.get_title(): axes for axes in report.report_figure(built).axes[3:]}  # the bottom row
+    breakout = finals["BreakoutNoFrameskip-v4: final scores"]
+    assert [label.get_text() for label in breakout.get_xticklabels()] == [
+        "double_dqn_atari", "dqn_atari", "random policy (ours)", "DER (published)", "OTRainbow (published)",
+        "DrQ (published)", "DrQ(eps) (published)", "SPR (published)"]
+    _, seeds, random_games = [line.get_ydata() for line in breakout.lines if line.get_marker() == "o"]  # samples
+    assert list(seeds) == pytest.approx([raw_score("BreakoutNoFrameskip-v4", value) for value in (0.1, 0.2, 0.3, 0.4)])
+    assert list(random_games) == RANDOM_SCORES
+    published = [(line.get_xdata()[0], line.get_ydata()[0]) for line in breakout.lines if line.get_marker() == "D"]
+    assert published == [(3, 9.2), (4, 8.1), (5, 15.4), (6, 19.8), (7, 19.6)]  # DER ... SPR, at their positions
+    frozenlake = finals["FrozenLake-v1: final scores"]
+    assert [label.get_text() for label in frozenlake.get_xticklabels()] == ["qlearning_frozenlake"]
 
 
 def test_overestimation_png_has_a_panel_per_env_that_logs_the_value_estimates(runs):
@@ -237,7 +284,7 @@ def test_the_pngs_are_written_with_one_panel_width_per_env(written):
 # ---- Which runs are pooled -----------------------------------------------------------------------------------------
 def pooled(runs_dir) -> dict:
     """{(env, method): (seeds, mean final score)} of the runs under `runs_dir` (without the aggregates' bootstraps)."""
-    cells = report.final_scores(report.load_runs(runs_dir, []), [])
+    cells = report.final_scores(report.load_runs(runs_dir, []), report.read_published(report.PUBLISHED), [])
     return {(cell.env, cell.method): (cell.seeds, cell.estimate.value) for cell in cells}
 
 
@@ -249,7 +296,7 @@ def test_runs_of_different_frozenlake_maps_are_not_pooled_and_each_is_named_by_i
               flags=script_flags("qlearning_frozenlake"), name="builtin_4x4")
     assert pooled(tmp_path) == {("FrozenLake-v1 (map_size=0)", "qlearning_frozenlake"): ([1], pytest.approx(0.5)),
                                 ("FrozenLake-v1 (map_size=2)", "qlearning_frozenlake"): ([1], pytest.approx(1.0))}
-    cells = report.final_scores(report.load_runs(tmp_path, []), [])
+    cells = report.final_scores(report.load_runs(tmp_path, []), report.read_published(report.PUBLISHED), [])
     (games, seeds, _), = report.normalized_matrices(cells)[report.TABULAR].values()  # the aggregate over envs
     assert (games, seeds) == (["FrozenLake-v1 (map_size=0)", "FrozenLake-v1 (map_size=2)"], [1])
 
@@ -396,6 +443,12 @@ def test_a_runs_dir_that_is_missing_or_holds_no_run_folders_is_one_line_saying_w
     assert not (tmp_path / runs_dir / "report").exists()
 
 
+def test_a_command_line_without_runs_dir_is_one_error_line(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        report.main([])
+    assert (exit_.value.code, capsys.readouterr().err) == (2, "error: the following arguments are required: RUNS_DIR\n")
+
+
 @pytest.mark.parametrize("out, message", [("taken", "--out taken: taken is a file, not a folder"),
                                           ("taken/report", "--out taken/report: taken is a file, not a folder")])
 def test_an_out_that_cannot_be_a_folder_is_one_error_line_before_the_runs_are_read(tmp_path, monkeypatch, capsys,
@@ -436,3 +489,236 @@ def test_ctrl_c_while_reading_the_runs_is_one_line_with_exit_status_130(tmp_path
         report.main([str(tmp_path)])
     assert (exit_.value.code, capsys.readouterr().err) == (
         130, "error: interrupted (Ctrl-C) while reading the runs; nothing written\n")
+
+
+# ---- The literature: the published agents and the random policy beside ours --------------------------------------
+def normalized(env_id: str, score: float) -> float:
+    """(score − random) / (human − random)."""
+    human, random = HUMAN_RANDOM[env_id]
+    return (score - random) / (human - random)
+
+
+def test_the_published_file_gives_per_game_random_human_and_agent_means_and_the_26_game_aggregates():
+    published = report.read_published(report.PUBLISHED)
+    assert published.agents == ["DER", "OTRainbow", "DrQ", "DrQ(eps)", "SPR"]
+    breakout = published.games["Breakout"]
+    assert (breakout.random, breakout.human, breakout.scores["DER"]) == (1.7, 30.5, 9.2)
+    assert breakout.sds == {"DrQ(eps)": 15.0}
+    assert published.games["SpaceInvaders"].scores == {}  # normalized, but not an Atari 100k game
+    assert published.all_games["IQM over 26 games"]["DER"] == 0.183
+
+
+def test_per_game_report_md_places_the_published_agents_and_the_random_policy_beside_ours(written, cells):
+    text = (written / "report.md").read_text()
+    cell = cells[("BreakoutNoFrameskip-v4", "dqn_atari")]
+    assert (f"| BreakoutNoFrameskip-v4 | dqn_atari (ours) | {cell.estimate} | 4 seeds, 30 games at ε 0.05 each | "
+            f"{cell.normalized} |") in text
+    mean, (low, high) = np.mean(RANDOM_SCORES), percentile_bootstrap(np.array(RANDOM_SCORES))
+    breakout = [normalized("BreakoutNoFrameskip-v4", score) for score in (mean, low, high, 9.2)]
+    assert (f"| BreakoutNoFrameskip-v4 | random policy (ours) | {mean:.3f} [{low:.3f}, {high:.3f}] | 4 games | "
+            f"{breakout[0]:.3f} [{breakout[1]:.3f}, {breakout[2]:.3f}] |") in text
+    assert f"| BreakoutNoFrameskip-v4 | DER (published) | 9.2 | published | {breakout[3]:.3f} |" in text
+    assert (f"| PongNoFrameskip-v4 | DrQ(eps) (published) | -9.1 (sd 9.2) | published | "
+            f"{normalized('PongNoFrameskip-v4', -9.1):.3f} |") in text
+    assert "random and human scores of `benchmarks/atari100k_published.csv` for every game" in text
+
+
+def test_the_published_agents_iqm_and_mean_are_over_our_games_from_their_per_game_means(built, written):
+    der = built.published_summary[("BreakoutNoFrameskip-v4", "PongNoFrameskip-v4")]["DER"]
+    # over two games the IQM trims nothing: it is the mean
+    expected = (normalized("BreakoutNoFrameskip-v4", 9.2) + normalized("PongNoFrameskip-v4", -9.7)) / 2
+    assert der == {"IQM": pytest.approx(expected), "mean": pytest.approx(expected)}
+    assert (f"| DER (published) | BreakoutNoFrameskip-v4, PongNoFrameskip-v4 | its per-game means | {expected:.3f} | "
+            f"{expected:.3f} |") in (written / "report.md").read_text()
+    assert "| DER | 0.183 | 0.189 | 0.350 |" in (written / "report.md").read_text()  # over all 26 games, labelled
+
+
+def test_over_four_games_a_published_agents_iqm_drops_the_lowest_and_highest_per_game_mean():
+    games = ["BreakoutNoFrameskip-v4", "PongNoFrameskip-v4", "BoxingNoFrameskip-v4", "FreewayNoFrameskip-v4"]
+    matrices = {report.ATARI: {"dqn_atari": (games, [1], np.zeros((1, 4)))}}
+    der = report.published_aggregates(matrices, report.read_published(report.PUBLISHED))[tuple(games)]["DER"]
+    # DER's 9.2, -9.7, -0.3, 20.9 normalized: 0.26, 0.31, -0.03, 0.71: Boxing's and Freeway's are dropped
+    scores = [normalized(game, score) for game, score in zip(games, (9.2, -9.7, -0.3, 20.9))]
+    assert der == {"IQM": pytest.approx((scores[0] + scores[1]) / 2), "mean": pytest.approx(np.mean(scores))}
+
+
+def test_a_game_the_published_file_lacks_is_not_normalized_and_is_noted(tmp_path):
+    write_run(tmp_path, "EnduroNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 50.0]})
+    notes = []
+    (cell,) = report.final_scores(report.load_runs(tmp_path, []), report.read_published(report.PUBLISHED), notes)
+    assert cell.normalized is None
+    assert notes == ["EnduroNoFrameskip-v4: not a game of `benchmarks/atari100k_published.csv`: its scores are not "
+                     "human-normalized"]
+
+
+def test_a_script_that_trained_another_number_of_steps_is_noted_beside_the_published_agents(tmp_path):
+    write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", 1, {"eval/episodic_return": [0.0, 5.0]},
+              flags={"total_timesteps": 150000})
+    write_run(tmp_path, "BreakoutNoFrameskip-v4", "double_dqn_atari", 1, {"eval/episodic_return": [0.0, 5.0]},
+              flags={"total_timesteps": 100000})
+    runs = report.load_runs(tmp_path, [])
+    cells = report.final_scores(runs, report.read_published(report.PUBLISHED), [])
+    assert report.protocol_notes(runs, cells) == [
+        "dqn_atari trained total_timesteps=150000 agent steps, not Atari 100k's 100,000: the published agents beside "
+        "it ran another protocol"]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "damaged, not JSON (JSONDecodeError); write it again with benchmarks/random_policy.py"),
+    ('{"env_id": "BreakoutNoFrameskip-v4", "scores": []}',
+     "not a record of benchmarks/random_policy.py (it needs env_id and a list of scores)")])
+def test_a_random_policy_file_that_cannot_be_read_as_one_is_one_error_line(tmp_path, capsys, content, message):
+    path = write_random_policy(tmp_path, "BreakoutNoFrameskip-v4", [1.0])
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exit_:
+        report.load_random_policies(tmp_path, report.read_published(report.PUBLISHED))
+    assert (exit_.value.code, capsys.readouterr().err) == (2, f"error: {path}: {message}\n")
+
+
+def test_a_second_random_policy_file_for_one_env_is_one_error_line(tmp_path, capsys):
+    """Its games would count twice (a copy under another name)."""
+    write_random_policy(tmp_path, "BreakoutNoFrameskip-v4", [1.0])
+    copy = tmp_path / report.RANDOM_POLICY / "copy.json"
+    copy.write_text((tmp_path / report.RANDOM_POLICY / "BreakoutNoFrameskip-v4.json").read_text())
+    with pytest.raises(SystemExit) as exit_:
+        report.load_random_policies(tmp_path, report.read_published(report.PUBLISHED))
+    assert (exit_.value.code, capsys.readouterr().err) == (2, (
+        f"error: {copy}: a second random policy for BreakoutNoFrameskip-v4; its games would count twice: move one of "
+        f"them out of {copy.parent}\n"))
+
+
+# ---- The commits pooled, and a report.md that is the same whenever it is made ------------------------------------
+def test_runs_of_different_commits_are_pooled_and_report_md_lists_each_commit_with_its_runs(tmp_path):
+    """The commit of the script is bookkeeping: listed, never a reason to split a group (absent: unknown)."""
+    for seed, commit in ((1, "aaa"), (2, "bbb-dirty"), (3, None)):
+        write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn_atari", seed, {"eval/episodic_return": [0.0, seed]},
+                  flags={"script": "dqn_atari.py"} | ({"commit": commit} if commit else {}))
+    built = report.build_report(tmp_path)
+    assert [(cell.method, cell.seeds) for cell in built.cells] == [("dqn_atari", [1, 2, 3])]
+    text = report.markdown(built)
+    assert ("| dqn_atari | dqn_atari.py | aaa | 1: BreakoutNoFrameskip-v4 seeds 1 |\n"
+            "| dqn_atari | dqn_atari.py | bbb-dirty | 1: BreakoutNoFrameskip-v4 seeds 2 |\n"
+            "| dqn_atari | dqn_atari.py | unknown | 1: BreakoutNoFrameskip-v4 seeds 3 |\n") in text
+    assert "dqn_atari: runs of 3 commits are pooled." in text
+
+
+def test_two_scripts_run_with_one_exp_name_are_kept_apart_and_named_by_their_script_row(tmp_path):
+    for script, final in (("dqn_atari.py", 2.0), ("double_dqn_atari.py", 4.0)):
+        write_run(tmp_path, "BreakoutNoFrameskip-v4", "dqn", 1, {"eval/episodic_return": [0.0, final]},
+                  flags={"script": script}, name=script)
+    assert pooled(tmp_path) == {("BreakoutNoFrameskip-v4", "dqn (script=double_dqn_atari.py)"): ([1], 4.0),
+                                ("BreakoutNoFrameskip-v4", "dqn (script=dqn_atari.py)"): ([1], 2.0)}
+
+
+def two_seeds_of_breakout(runs_dir):
+    for seed in (1, 2):
+        write_run(runs_dir, "BreakoutNoFrameskip-v4", "dqn_atari", seed, {"eval/episodic_return": [0.0, 3.0 * seed]})
+
+
+def test_report_md_made_again_from_the_same_runs_is_the_same_byte_for_byte(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    two_seeds_of_breakout(tmp_path / "runs")
+    report.main(["runs", "--out", "first"])
+    report.main(["runs", "--out", "second"])
+    assert (tmp_path / "first" / "report.md").read_bytes() == (tmp_path / "second" / "report.md").read_bytes()
+    assert (tmp_path / "first" / "report.md").read_text().startswith("# Benchmark report: `runs`\n")
+
+
+def test_report_md_names_no_absolute_path_of_this_machine(tmp_path):
+    two_seeds_of_breakout(tmp_path / "runs")
+    report.main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert text.startswith("# Benchmark report\n") and str(tmp_path) not in text
+
+
+def test_a_report_without_atari_runs_explains_no_human_normalized_score_nor_an_overestimation_png(tmp_path):
+    for seed in (1, 2):
+        write_run(tmp_path, "FrozenLake-v1", "qlearning_frozenlake", seed, {"eval/value_ratio": [0.0, 1.0]})
+    report.main([str(tmp_path), "--out", str(tmp_path / "out")])
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert re.findall(r"(?i)human|overestimation|atari", text) == []
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["report.md", "report.png"]
+
+
+ATARI100K = ROOT / "benchmarks" / "results" / "atari100k"
+
+
+def test_the_committed_atari100k_report_md_is_what_the_committed_runs_give(tmp_path, monkeypatch):
+    """The command of the README, made again into a temporary folder, against the committed report.md."""
+    if not any(ATARI100K.glob("*/events.out.tfevents.*")):
+        pytest.skip("no Atari 100k runs committed under benchmarks/results/atari100k yet")
+    if not (ATARI100K / "report.md").exists():
+        pytest.skip("Atari 100k runs are committed, but no report.md beside them yet")
+    monkeypatch.chdir(ROOT)
+    report.main(["benchmarks/results/atari100k", "--out", str(tmp_path)])
+    assert (tmp_path / "report.md").read_text() == (ATARI100K / "report.md").read_text()
+
+
+# ---- benchmarks/random_policy.py ---------------------------------------------------------------------------------
+def test_the_report_reads_the_folder_the_random_policy_writes():
+    assert report.RANDOM_POLICY == random_policy.FOLDER
+
+
+def random_policy_scores(runs_dir, env_id: str, *flags: str) -> dict:
+    random_policy.main(["--env-ids", env_id, "--results-dir", str(runs_dir), *flags])
+    return json.loads((runs_dir / "random_policy" / f"{env_id}.json").read_text())
+
+
+class ActionSum(gym.Env):
+    """Ten steps a game, each rewarded with the number of the action taken: a game scores the sum of its actions,
+    45 in expectation when the actions are drawn uniformly from 0-8."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0, 255, (84, 84), np.uint8)
+        self.action_space = gym.spaces.Discrete(9)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return np.zeros((84, 84), np.uint8), {}
+
+    def step(self, action):
+        self.steps += 1
+        return np.zeros((84, 84), np.uint8), float(action), self.steps == 10, False, {}
+
+
+def test_the_random_policy_plays_whole_evaluation_games_uniformly_at_random_and_repeats_with_its_seed(tmp_path,
+                                                                                                     monkeypatch):
+    """ActionSum in place of Pong's pipeline; the policy must ask for the evaluation env (training=False: whole
+    games, raw scores)."""
+    asked = []
+
+    def make_action_sum_env(env_id, seed, idx, training=True, render_mode=None):
+        asked.append(training)
+
+        def thunk():
+            env = gym.wrappers.RecordEpisodeStatistics(ActionSum())
+            env.action_space.seed(seed + idx)
+            return env
+
+        return thunk
+
+    monkeypatch.setattr(load_script("dqn_atari"), "make_env", make_action_sum_env)
+    first = random_policy_scores(tmp_path / "a", "PongNoFrameskip-v4", "--games", "30")
+    assert (first["env_id"], first["seed"], len(first["scores"])) == ("PongNoFrameskip-v4", 1, 30)
+    # uniform actions: 30 games score 45 on average with a standard error of sqrt(10 · 80/12 / 30) = 1.5
+    assert 40 < np.mean(first["scores"]) < 50 and set(asked) == {False}
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", first["commit"])
+    again = random_policy_scores(tmp_path / "b", "PongNoFrameskip-v4", "--games", "30")
+    other_seed = random_policy_scores(tmp_path / "c", "PongNoFrameskip-v4", "--games", "30", "--seed", "2")
+    assert again["scores"] == first["scores"] != other_seed["scores"]
+
+
+def test_the_random_policy_plays_breakout_through_the_scripts_atari_pipeline(tmp_path):
+    record = random_policy_scores(tmp_path, "BreakoutNoFrameskip-v4", "--games", "2")
+    assert len(record["scores"]) == 2 and all(score >= 0 and score == int(score) for score in record["scores"])
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--env-ids", "BreakoutNoFrameskip-v4", "--games", "0"], "--games 0: must be at least 1"),
+    (["--env-ids", "BreakoutNoFrameskip-v4", "CartPole-v1"],
+     "--env-ids CartPole-v1: not an Atari game of ale-py (try BreakoutNoFrameskip-v4)")])
+def test_a_random_policy_with_a_bad_flag_is_one_error_line_before_any_game(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_:
+        random_policy.main(flags + ["--results-dir", str(tmp_path)])
+    assert (exit_.value.code, capsys.readouterr().err, list(tmp_path.iterdir())) == (2, f"error: {message}\n", [])
