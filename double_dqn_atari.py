@@ -37,8 +37,10 @@ import signal
 import sys
 import threading
 import time
+import typing
+import zipfile
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -65,7 +67,8 @@ class Args:
     env_id: str = "BreakoutNoFrameskip-v4"
     """the id of the Atari game: `*NoFrameskip-v4` (no sticky actions) or `ALE/*-v5` (sticky actions 0.25)"""
     total_timesteps: int = 10_000_000
-    """total agent steps (each one 4 frames), summed over all envs; the paper trained for 50M"""
+    """total agent steps (each one 4 frames), summed over all envs; the paper trained for 50M. A step of the envs is
+    `num_envs` agent steps: the run ends at the first multiple of `num_envs` at or past this number"""
     learning_rate: float = 1e-4
     """the learning rate of Adam (the paper: RMSProp, lr 0.00025)"""
     num_envs: int = 1
@@ -330,7 +333,8 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
     )
     envs.action_space.seed(args.seed)
     n_actions = envs.single_action_space.n
-    rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed, replay_storage(args.buffer_size, device))
+    rb = ReplayBuffer(args.buffer_size, args.num_envs, device, args.seed,
+                      replay_storage(args.buffer_size, device, args.batch_size))
 
     q_network = QNetwork(n_actions).to(device)
     # Adam's fused kernel (CPU and CUDA): the same update in one pass instead of ~10 elementwise operations
@@ -345,13 +349,12 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
 
     global_step, evaluation_pending = 0, False
     if checkpoint:
-        global_step = restore_checkpoint(checkpoint, q_network, target_network, optimizer, rb, rng, envs)
+        global_step = restore_checkpoint(checkpoint, args.resume, q_network, target_network, optimizer, rb, rng, envs)
         evaluation_pending = checkpoint.get("evaluation_pending", False)  # older checkpoints did not record it
     env_rngs = env_rng_states(envs)  # a checkpoint restarts the games from these (see save_checkpoint)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
     rb.start_episodes()
-    run_dir = run_dir or new_run_dir(args)  # a resumed run goes on in its own folder
-    tracking = start_tracking(args, run_dir)  # --track: Weights & Biases mirrors TensorBoard (None without it)
+    run_dir, tracking = start_run(args, run_dir)  # a resumed run goes on in its own folder; tracking: W&B or None
     with SummaryWriter(run_dir, purge_step=global_step + 1 if checkpoint else None) as writer, \
             StopOnCtrlC() as ctrl_c:
         log = Log(writer, args, global_step, device)
@@ -405,12 +408,12 @@ def train(args: Args, run_dir: str, checkpoint: dict | None, make_env) -> QNetwo
         if args.checkpoint_frequency:  # the end, or where Ctrl-C stopped: --resume continues (or extends) from here
             save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, env_rngs,
                             evaluation_pending)
-        log.finish(global_step, ctrl_c.pressed)
-    if args.save_model:
+    if args.save_model and not ctrl_c.pressed:  # the network of a run Ctrl-C stopped is not the run's model
         save_model(q_network, os.path.join(run_dir, f"{args.exp_name}.pt"), global_step)
     if tracking:
         tracking.finish()
     envs.close()
+    log.finish(global_step, ctrl_c.pressed)  # "done", or after Ctrl-C one line and exit status 130
     return q_network
 
 
@@ -532,18 +535,29 @@ def make_env(env_id: str, seed: int, idx: int, training: bool = True, max_frames
 
 
 # ---- Replay storage: where the frames live, and whether they fit -----------------------------------------------
-def replay_storage(buffer_size: int, device: torch.device) -> torch.device:
-    """Where the replay frames live: on the GPU when they take at most 80% of its free memory (the rest is for
-    the networks), else in host memory. A memory the host cannot hold is refused now, not hours later."""
-    frame_bytes = buffer_size * ReplayBuffer.FRAME_BYTES
-    on_gpu = device.type == "cuda" and frame_bytes <= 0.8 * torch.cuda.mem_get_info(device)[0]
+# What an update holds per sample of its minibatch, where the networks run: the sample's 5 frames (uint8), one
+# float32 stack at a time (s', then s) and the ReLU outputs the gradient needs, with their gradients. 321 KB; the
+# peak measured on CPU was 307-361 KB per sample.
+UPDATE_BYTES = 5 * 84 * 84 + 4 * 84 * 84 * 4 + 2 * 4 * (32 * 20 * 20 + 64 * 9 * 9 + 64 * 7 * 7 + 512)
+
+
+def replay_storage(buffer_size: int, device: torch.device, batch_size: int = 0) -> torch.device:
+    """Where the replay frames live: on the GPU when they and an update of `batch_size` take at most 80% of its
+    free memory (the rest is for the networks), else in host memory. A memory the host cannot hold, or a minibatch
+    the device cannot hold beside it, is refused now, not hours later when learning starts."""
+    frame_bytes, batch_bytes = buffer_size * ReplayBuffer.FRAME_BYTES, batch_size * UPDATE_BYTES
+    gpu_free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
+    on_gpu = frame_bytes + batch_bytes <= 0.8 * gpu_free
     host_bytes = buffer_size * ReplayBuffer.STEP_BYTES + (0 if on_gpu else frame_bytes)
     meminfo = Path("/proc/meminfo")  # Linux; MemAvailable counts the caches the OS can give back
-    if meminfo.exists():
-        available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024
-        if host_bytes > 0.9 * available:
-            fail(f"--buffer-size {buffer_size} needs {host_bytes / 2**30:.1f} GiB of host memory but only "
-                 f"{available / 2**30:.1f} GiB is available; lower --buffer-size")
+    available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024 if meminfo.exists() else 2**63
+    if host_bytes > 0.9 * available:
+        fail(f"--buffer-size {buffer_size} needs {host_bytes / 2**30:.1f} GiB of host memory but only "
+             f"{available / 2**30:.1f} GiB is available; lower --buffer-size")
+    room = 0.8 * gpu_free if device.type == "cuda" else 0.9 * available - host_bytes
+    if batch_bytes > room:
+        fail(f"--batch-size {batch_size}: an update needs {batch_bytes / 2**30:.1f} GiB ({UPDATE_BYTES / 1e3:.0f} KB "
+             f"per sample) but {room / 2**30:.1f} GiB is free for it on {device.type}; lower --batch-size")
     return device if on_gpu else torch.device("cpu")
 
 
@@ -729,10 +743,15 @@ class Log:
             self.writer.add_scalar("losses/q_values", q_sa.mean().item(), global_step)
 
     def finish(self, global_step: int, interrupted: bool):
+        """The run's last line: "done", or after Ctrl-C one error line and exit status 130, so that a run stopped
+        early never looks finished (to a sweep either)."""
+        resume = f"--resume {self.writer.log_dir}"
         if interrupted:
-            print(f"interrupted at step {global_step:,}")
+            fail(f"interrupted (Ctrl-C) at step {global_step:,} of {self.args.total_timesteps:,}; " + (
+                f"continue it with {resume}" if self.args.checkpoint_frequency else
+                f"no checkpoint (--checkpoint-frequency 0), the logs so far are in {self.writer.log_dir}"), status=130)
         if self.args.checkpoint_frequency:
-            print(f"checkpoint at step {global_step:,}: continue (or extend) it with --resume {self.writer.log_dir}")
+            print(f"checkpoint at step {global_step:,}: extend it with {resume} --total-timesteps N")
         print(f"done: {global_step:,} steps in {timedelta(seconds=round(time.time() - self.start_time))}")
 
 
@@ -794,7 +813,7 @@ def finite_weights(q_network, global_step: int) -> dict:
     state = q_network.state_dict()
     if not all(torch.isfinite(weight).all() for weight in state.values()):
         fail(f"the weights became non-finite by step {global_step:,} (lower --learning-rate?); nothing was saved, "
-             "the last checkpoint is intact", status=1)
+             "what was saved before is intact", status=1)
     return state
 
 
@@ -807,7 +826,7 @@ def save_atomically(state: dict, path: str):
     except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
         Path(path + ".tmp").unlink(missing_ok=True)
         free = shutil.disk_usage(os.path.dirname(path)).free / 2**20
-        fail(f"could not write {path} ({free:.0f} MiB free there; {str(error).splitlines()[0]}); the previous one "
+        fail(f"could not write {path} ({free:.0f} MiB free there; {str(error).splitlines()[0]}); any previous one "
              "is intact", status=1)
     except BaseException:
         Path(path + ".tmp").unlink(missing_ok=True)
@@ -816,33 +835,70 @@ def save_atomically(state: dict, path: str):
 
 def load_checkpoint(path: str) -> tuple[dict, str]:
     """The checkpoint in a run folder or file (memory-mapped) and its run folder; one error line if it is missing,
-    unreadable, not a checkpoint, or written by another script."""
+    unreadable, damaged, not a checkpoint, written by another script or version, or holds non-finite numbers."""
     path = os.path.join(path, CHECKPOINT) if os.path.isdir(path) else path
     if not os.path.isfile(path):
         fail(f"--resume {path}: no checkpoint there")
     try:
+        # torch.load does not check the zip's CRCs: a damaged record would load as wrong numbers. testzip reads the
+        # whole file once (~0.15 s per 700 MB from the page cache), which the resume reads anyway.
+        damaged = zipfile.ZipFile(path).testzip()
         checkpoint = torch.load(path, weights_only=True, mmap=True)
-    except Exception as error:  # a truncated or foreign file: torch raises various types
+    except Exception as error:  # a truncated or foreign file: zipfile and torch raise various types
         fail(f"--resume {path}: not a readable checkpoint ({type(error).__name__})")
+    if damaged:
+        fail(f"--resume {path}: damaged ({damaged} fails its CRC check); resume an intact copy or start anew")
     if not isinstance(checkpoint, dict) or not CHECKPOINT_KEYS <= checkpoint.keys():
         fail(f"--resume {path}: not a checkpoint (a model saved with --save-model is for --eval-only --model-path)")
     if checkpoint["script"] != os.path.basename(__file__):
         fail(f"--resume {path}: written by {checkpoint['script']}; continue it with that script")
+    flags, saved = {field.name: field.type for field in fields(Args)}, checkpoint["args"]
+    if not isinstance(saved, dict) or saved.keys() != flags.keys():
+        fail(f"--resume {path}: its flags are not this script's (written by another version, or damaged)")
+    for name, value in saved.items():  # tyro checks the types of the flags typed; these come from a file
+        if not has_type(value, flags[name]):
+            fail(f"--resume {path}: its --{name.replace('_', '-')} {value!r} is not a value of that flag")
+    if type(checkpoint["global_step"]) is not int or checkpoint["global_step"] < 0:
+        fail(f"--resume {path}: its step {checkpoint['global_step']!r} is not a step count")
+    if not all(torch.isfinite(tensor).all() for tensor in tensors_in(checkpoint) if tensor.is_floating_point()):
+        fail(f"--resume {path}: the checkpoint's weights (or optimizer state) are not finite; resume an earlier copy")
     return checkpoint, os.path.dirname(os.path.abspath(path))  # (a bare "checkpoint.pt" is in the folder ".")
 
 
-def restore_checkpoint(checkpoint: dict, q_network, target_network, optimizer, rb: ReplayBuffer, rng, envs) -> int:
-    """Put the checkpoint's state into the run's objects; returns its global_step."""
-    q_network.load_state_dict(checkpoint["q_network"])
-    target_network.load_state_dict(checkpoint["target_network"])
-    optimizer.load_state_dict(checkpoint["optimizer"])
-    rb.load_state_dict(checkpoint["replay"])
-    random.setstate(checkpoint["rng"]["python"])
-    torch.set_rng_state(checkpoint["rng"]["torch"])
-    rng.bit_generator.state = checkpoint["rng"]["exploration"]
-    envs.action_space.np_random.bit_generator.state = checkpoint["rng"]["action_space"]
-    for env, state in zip(envs.envs, checkpoint["rng"]["envs"]):
-        env.unwrapped.np_random.bit_generator.state = state
+def has_type(value, annotation) -> bool:
+    """Whether a flag's value has its field's type: a Literal's values; an int for a float, not a bool for an int."""
+    if typing.get_origin(annotation) is Literal:
+        return value in typing.get_args(annotation)
+    types = typing.get_args(annotation) or (annotation,)  # `str | None` → (str, NoneType)
+    return isinstance(value, types + ((int,) if float in types else ())) and isinstance(value, bool) == (bool in types)
+
+
+def tensors_in(value) -> list:
+    """Every tensor inside nested dicts, lists and tuples (a checkpoint)."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return [tensor for item in items for tensor in tensors_in(item)]
+
+
+def restore_checkpoint(checkpoint: dict, path: str, q_network, target_network, optimizer, rb: ReplayBuffer, rng,
+                       envs) -> int:
+    """Put the checkpoint's state into the run's objects; returns its global_step. A checkpoint that does not fit
+    them (a missing key, a layer of another shape: another version, or damaged) is one error line."""
+    try:
+        q_network.load_state_dict(checkpoint["q_network"])
+        target_network.load_state_dict(checkpoint["target_network"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        rb.load_state_dict(checkpoint["replay"])
+        random.setstate(checkpoint["rng"]["python"])
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        rng.bit_generator.state = checkpoint["rng"]["exploration"]
+        envs.action_space.np_random.bit_generator.state = checkpoint["rng"]["action_space"]
+        for env, state in zip(envs.envs, checkpoint["rng"]["envs"], strict=True):
+            env.unwrapped.np_random.bit_generator.state = state
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+        fail(f"--resume {path}: the checkpoint does not fit this script (another version, or damaged): "
+             f"{type(error).__name__} {' '.join(str(error).split())}")
     print(f"resumed at step {checkpoint['global_step']:,}: the games in progress at the interruption are lost, "
           "the envs start new ones")
     return checkpoint["global_step"]
@@ -855,7 +911,7 @@ def check_resume(checkpoint: dict, args: Args):
         if name not in CHANGEABLE_ON_RESUME and getattr(args, name) != saved:
             fail(f"--{name.replace('_', '-')} {getattr(args, name)}: the checkpoint's run used {saved}, and only "
                  f"{', '.join(sorted(CHANGEABLE_ON_RESUME))} may change on --resume")
-    if args.total_timesteps < checkpoint["global_step"]:
+    if checkpoint["global_step"] - args.num_envs >= args.total_timesteps:  # the run would have ended before it
         fail(f"--total-timesteps {args.total_timesteps}: the checkpoint is at step {checkpoint['global_step']:,}")
 
 
@@ -863,11 +919,31 @@ def check_resume(checkpoint: dict, args: Args):
 def parse_args(argv: list[str] | None = None) -> Args:
     """The flags of the command line. With --resume, those not given take the checkpoint's values (tyro's
     `default=`), so every flag given is one the run is checked against, even if it equals the default."""
-    args = tyro.cli(Args, args=argv)
+    args = parse_flags(argv)
     if args.resume:
         saved = load_checkpoint(args.resume)[0]["args"]
-        args = tyro.cli(Args, args=argv, default=Args(**saved | {"resume": args.resume}))
+        args = parse_flags(argv, default=Args(**saved | {"resume": args.resume}))
     return args
+
+
+def parse_flags(argv: list[str] | None, default: Args | None = None) -> Args:
+    """tyro.cli, with a parse error (a float for an int flag, an unknown flag) as one error line instead of tyro's
+    box. The hook that makes it, in tyro._errors, is private to tyro: requirements.txt pins tyro's version."""
+    with tyro._errors.on_parse_error(one_line_parse_error):
+        return tyro.cli(Args, args=argv, default=default)
+
+
+def one_line_parse_error(event):
+    """Called by tyro before it draws its box: one error line, naming the flag. Other errors: tyro's box."""
+    flag = f"{event.argument.display_name()}: " if getattr(event, "argument", None) else ""
+    if isinstance(event, tyro._errors.InstantiationFailure):  # a value of the wrong type: "1e12" for an int
+        fail(f"{flag}{event.message} (see --help)")
+    if isinstance(event, tyro._errors.InvalidChoice):
+        fail(f"{flag}{event.value!r} is not one of {', '.join(event.choices)}")
+    if isinstance(event, tyro._errors.UnrecognizedArgs):
+        fail(f"unrecognized: {' '.join(event.tokens)} (see --help)")
+    if isinstance(event, tyro._errors.BadValue) and event.reason == "too_few_values":
+        fail(f"{flag}the value is missing (see --help)")
 
 
 def fail(message: str, status: int = 2):
@@ -900,16 +976,35 @@ def check_args(args: Args):
         ("eval_epsilon", 0 <= args.eval_epsilon <= 1, "must be in [0, 1]"),
         ("model_path", args.model_path or not args.eval_only, "--eval-only needs one (saved with --save-model)"),
         ("track", not args.track or importlib.util.find_spec("wandb"), "needs Weights & Biases: pip install wandb"),
+        ("resume", args.resume != "", "must name a run folder or its checkpoint file"),
+        ("run_name", args.run_name is None or is_file_name(args.run_name), f"must be a folder's name: {NAME_RULE}"),
+        ("exp_name", args.exp_name and is_file_name(f"{args.exp_name}.pt") and is_file_name(run_folder_name(args)),
+         f"must fit in the run folder's and the model's names: {NAME_RULE}"),
+        ("runs_dir", all(os.path.isdir(p) for p in (args.runs_dir, *Path(args.runs_dir).parents) if os.path.exists(p)),
+         "is, or is inside, a file: it must be a folder"),
     ]
     for name, ok, reason in checks:
         if not ok:
-            fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {reason}")
+            fail(f"--{name.replace('_', '-')} {getattr(args, name)!r}: {reason}")
+
+
+NAME_RULE = "not '', '.' or '..', no '/', at most 255 bytes"
+
+
+def is_file_name(name: str) -> bool:
+    """Whether `name` names one file or folder inside a folder: the NAME_RULE (and no NUL byte)."""
+    return name not in ("", ".", "..") and "/" not in name and "\0" not in name and len(os.fsencode(name)) <= 255
+
+
+def run_folder_name(args: Args) -> str:
+    """--run-name, or by default `{env_id}__{exp_name}__{seed}__{unix time}`."""
+    return args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
 def new_run_dir(args: Args) -> str:
     """Create the run folder, exclusively, so that two runs never share one: a default name already taken (two runs
     started in the same second) gets -2, -3, ...; a --run-name already taken is refused."""
-    name = args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    name = run_folder_name(args)
     for attempt in itertools.count(1):
         run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
         try:
@@ -917,17 +1012,29 @@ def new_run_dir(args: Args) -> str:
             return run_dir
         except FileExistsError:
             if args.run_name:
-                fail(f"--run-name {name}: {run_dir} already exists (continue it with --resume {run_dir})")
+                resumable = os.path.isfile(os.path.join(run_dir, CHECKPOINT))
+                fail(f"--run-name {name}: {run_dir} already exists (" + (f"continue it with --resume {run_dir})"
+                                                                         if resumable else "choose another name)"))
 
 
-def start_tracking(args: Args, run_dir: str):
-    """--track: CleanRL's Weights & Biases run, made before the SummaryWriter so that every scalar is mirrored."""
-    if not args.track:
-        return None
-    import wandb  # only with --track; check_args made sure it is installed
+def start_run(args: Args, run_dir: str | None):
+    """The run folder (`run_dir` when resumed, else a new one) and, with --track, CleanRL's Weights & Biases run
+    (else None), made before the SummaryWriter so that every scalar is mirrored. W&B starts first: if it cannot
+    (not logged in, no network), one line and nothing is written."""
+    tracking = None
+    if args.track:
+        import wandb  # only with --track; check_args made sure it is installed
 
-    return wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                      config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
+        try:
+            tracking = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                                  config=vars(args), monitor_gym=True, save_code=True)
+        except wandb.errors.Error as error:  # UsageError: not logged in, a bad entity (bad input); else a fault
+            fail(f"--track: Weights & Biases did not start: {' '.join(str(error).split())}",
+                 status=2 if isinstance(error, wandb.errors.UsageError) else 1)
+    run_dir = run_dir or new_run_dir(args)
+    if tracking:
+        tracking.name = os.path.basename(run_dir)  # named once the folder's name is known (-2 if it was taken)
+    return run_dir, tracking
 
 
 def main(args: Args, make_env=make_env) -> QNetwork:
@@ -958,4 +1065,5 @@ if __name__ == "__main__":
     except OSError as error:  # a full disk, a read-only folder: the cause in one line (a checkpoint is never partial)
         fail(str(error), status=1)
     except KeyboardInterrupt:  # Ctrl-C outside the training loop, or a second one (the first stops after its step)
-        fail("interrupted by Ctrl-C; the last checkpoint is intact", status=130)
+        fail("interrupted (Ctrl-C) outside the training loop, or a second time; what was already saved is intact",
+             status=130)

@@ -69,7 +69,9 @@ def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, tmp_pa
 def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, tmp_path, monkeypatch):
     uninterrupted = catch_run(dqn, tmp_path / "a").state_dict()
     interrupt_at_first_checkpoint(dqn, monkeypatch)
-    catch_run(dqn, tmp_path / "b", checkpoint_frequency=270)  # 270 = 30 Catch episodes: an episode boundary
+    with pytest.raises(SystemExit) as stop:  # 270 = 30 Catch episodes: an episode boundary
+        catch_run(dqn, tmp_path / "b", checkpoint_frequency=270)
+    assert stop.value.code == 130  # interrupted: not a finished run
     run_dir = run_dir_of(tmp_path / "b")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 270
     resumed = dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env).state_dict()
