@@ -12,13 +12,16 @@ reads every run folder directly under RUNS_DIR (e.g. the sweep's) and writes int
   the mean with 95% stratified-bootstrap CIs, beside the published agents' on the same games, and the probability
   that one script improves on another (rliable: Agarwal et al. 2021, "Deep RL at the edge of the statistical
   precipice"); runs not finished; notes.
-- `report.png`: per env a column. On top the learning curves, the mean over seeds with a 95% bootstrap band, a
-  colour per script: for runs scored by a game's return, the returns of the training games (`charts/episodic_return`,
-  each point the mean of the last 20 games, as CleanRL plots them); for tabular runs `eval/value_ratio`. Below, the
-  final scores: each seed's, their mean with its 95% CI, the random policy we measured and the published agents.
+- `report.png`: per env a column, titled with the env's name (a FrozenLake map's flags included). On top the learning
+  curves, a colour per script: for runs scored by a game's return, the raw game scores of the training games
+  (`charts/episodic_return`, each point the mean of the last 20 games, as CleanRL plots them); for tabular runs
+  V(π)/V* (`eval/value_ratio`). A thick line is the mean over seeds; with fewer than 4 seeds thin lines show each seed
+  at its own steps (a 95% bootstrap CI over 2 or 3 seeds would be their lowest and highest), from 4 seeds a band
+  shows the 95% bootstrap CI. Below, the final scores: each seed's, their mean with its 95% CI, the random policy we
+  measured and the published agents.
 - `overestimation.png`: per env, each script's value estimate `eval/q_estimate` (solid) and the discounted return
   it actually obtained `eval/discounted_return` (dashed) against global_step: van Hasselt et al. (2016),
-  Figure 3. Written only when some run logs them.
+  Figure 3; seeds shown as in report.png. Written only when some run logs them.
 
 The literature. `benchmarks/atari100k_published.csv` is the one source of the random and human scores that
 normalize every Atari score of a report, (score − random) / (human − random), and of the published agents' mean
@@ -64,6 +67,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.transforms import offset_copy
 from rliable import library as rly
 from rliable import metrics
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -78,6 +82,16 @@ SCORE_TAGS = ("eval/episodic_return", "eval/value_ratio")  # the first one a run
 TRAINING_RETURN = "charts/episodic_return"  # the raw score of each training game (the DQN scripts)
 TRAINING_WINDOW = 20  # a learning curve's point: the mean return of the last 20 training games
 CURVE_POINTS = 200  # at most this many steps per curve: a band over a training return per game would be noise
+# Below this many seeds the curves show each seed instead of a band: a 95% percentile-bootstrap CI of the mean of 2 or
+# 3 seeds is their lowest and highest value (a resample of one seed alone is 1/4 or 1/27 of them, over 2.5%)
+SEED_LINES_BELOW = 4
+# What a tag measures, as the figures' axes name it (the tag follows, to find it in TensorBoard)
+AXIS_LABELS = {
+    "eval/value_ratio": "V(π) / V* of the greedy policy (1 = optimal)",
+    "eval/episodic_return": "episodic return (raw game score)",
+    TRAINING_RETURN: f"training games' raw score, mean of the last {TRAINING_WINDOW}",
+}
+LEGEND_DROP = 40  # points between an axes' bottom edge and a legend below it: room for the tick labels and x label
 OVERESTIMATION_TAGS = ("eval/q_estimate", "eval/discounted_return")
 DONE_MARKER = "sweep_done.json"  # written by benchmarks/sweep.py when a run exits with status 0
 SWEEP_LOGS = "sweep_logs"  # the folder of the runs' console output, written by benchmarks/sweep.py
@@ -132,15 +146,22 @@ class NotARun(Exception):
 @dataclass
 class Estimate:
     """A point estimate with its 95% confidence interval; None for both ends when it rests on one seed (a
-    bootstrap over one seed measures no spread)."""
+    bootstrap over one seed measures no spread). A CI that is one point is printed as what made it one, not as
+    [x, x], which reads like a measured spread."""
 
     value: float
     low: float | None
     high: float | None
+    # which samples all scored `value`, if they did ("all seeds", "all games", "all seeds × games"); None: the samples
+    # differ, and a CI of one point means every bootstrap resample gave the same value (P(X > Y) = 1 when every run
+    # of one script beat every run of the other)
+    alike: str | None = None
 
     def __str__(self) -> str:
         if self.low is None:
             return f"{self.value:.3f} (one seed: no CI)"
+        if self.low == self.high:
+            return f"{self.value:.3f} ({self.alike or 'every bootstrap resample'} {self.value:.3f}: no spread)"
         return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
 
 
@@ -216,10 +237,11 @@ def bootstrap_ci(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low, high
 
 
-def mean_estimate(samples: np.ndarray) -> Estimate:
-    """The mean of the samples (seeds, or games played) and its 95% bootstrap CI; no CI for one sample."""
+def mean_estimate(samples: np.ndarray, kind: str = "seeds") -> Estimate:
+    """The mean of the samples (`kind`: "seeds", or "games" played) and its 95% bootstrap CI; no CI for one
+    sample."""
     low, high = (float(bound) for bound in bootstrap_ci(samples)) if len(samples) > 1 else (None, None)
-    return Estimate(float(samples.mean()), low, high)
+    return Estimate(float(samples.mean()), low, high, alike=f"all {kind}" if np.ptp(samples) == 0 else None)
 
 
 def human_normalized(published: Published, env_id: str, scores):
@@ -246,7 +268,9 @@ def rliable_estimates(score_dict: dict, func) -> dict[str, Estimate]:
     for key, scores in score_dict.items():
         matrices = scores if isinstance(scores, list) else [scores]  # a pair for the probability of improvement
         low, high = (None, None) if min(map(len, matrices)) == 1 else (float(np.squeeze(b)) for b in intervals[key])
-        estimates[key] = Estimate(float(np.squeeze(points[key])), low, high)
+        # an IQM or mean over one matrix whose scores are all the same; never a probability (its value is not a score)
+        alike = "all seeds × games" if len(matrices) == 1 and np.ptp(matrices[0]) == 0 else None
+        estimates[key] = Estimate(float(np.squeeze(points[key])), low, high, alike)
     return estimates
 
 
@@ -306,10 +330,10 @@ def load_random_policies(runs_dir: Path, published: Published) -> dict[str, Rand
             fail(f"{path}: a second random policy for {env_id}; its games would count twice: move one of them out of "
                  f"{path.parent}")
         scores = np.array(scores, dtype=float)
-        estimate = mean_estimate(scores)
+        estimate = mean_estimate(scores, "games")
         normalized = human_normalized(published, env_id, scores)
         policies[env_id] = RandomPolicy(env_id, scores, str(record.get("commit", "unknown")), estimate,
-                                        None if normalized is None else mean_estimate(normalized))
+                                        None if normalized is None else mean_estimate(normalized, "games"))
     return policies
 
 
@@ -581,8 +605,8 @@ def improvement_probabilities(matrices: dict) -> dict[str, dict[tuple[str, str],
 
 # ---- Figures -----------------------------------------------------------------------------------------------------
 def report_figure(report: Report) -> Figure:
-    """A column per env: on top the learning curves (see learning_curve_tag), mean over seeds and 95% band, a colour
-    per method; below the final scores (see final_scores_panel)."""
+    """A column per env, titled with its name: on top the learning curves (see learning_curve_tag), a colour per
+    method (see plot_seeds); below the final scores (see final_scores_panel)."""
     groups = {env: methods for env, methods in by_env_and_method(report.runs).items()
               if score_tag([run for group in methods.values() for run in group])}
     figure = Figure(figsize=(6 * max(1, len(groups)), 9), layout="constrained")
@@ -594,11 +618,9 @@ def report_figure(report: Report) -> Figure:
         for method, group in sorted(methods.items()):
             logged = [run for run in group if tag in run.scalars]
             if logged:
-                label = f"{method} ({len(logged)} seed{'s' if len(logged) > 1 else ''})"
-                plot_mean(curves, [run_curve(run, tag) for run in logged], label, color=colors[method], linestyle="-")
-        ylabel = f"training games' return, mean of the last {TRAINING_WINDOW}" if tag == TRAINING_RETURN else tag
-        curves.set(title=env, xlabel="global step", ylabel=ylabel)
-        curves.legend()
+                plot_seeds(curves, [run_curve(run, tag) for run in logged], method, colors[method], linestyle="-")
+        curves.set(title=env, xlabel="global step", ylabel=axis_label(tag))
+        legend_below(curves)
         final_scores_panel(finals, env, report, colors)
     return figure
 
@@ -621,7 +643,8 @@ def final_scores_panel(axes, env: str, report: Report, colors: dict[str, str]):
         axes.plot(len(labels), score, "D", color="black")
         labels.append(f"{agent} (published)")
     axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    axes.set(title=f"{env}: final scores", ylabel=cells[0].tag if cells else "")
+    axes.set_xlim(-0.5, len(labels) - 0.5)  # a position's dots and bar stay beside each other, even for one position
+    axes.set(title=f"{env}: final scores", ylabel=axis_label(cells[0].tag) if cells else "")
 
 
 def plot_final(axes, x: int, samples: np.ndarray, estimate: Estimate, color: str):
@@ -633,23 +656,23 @@ def plot_final(axes, x: int, samples: np.ndarray, estimate: Estimate, color: str
 
 def overestimation_figure(runs: list[RunData]) -> Figure | None:
     """One panel per env that logs the value estimates: each method's eval/q_estimate (solid) and
-    eval/discounted_return (dashed) against global_step, mean over seeds and 95% band. None if no run logs them."""
+    eval/discounted_return (dashed) against global_step (see plot_seeds). None if no run logs them."""
     groups = {env: {method: logged for method, group in methods.items()
                     if (logged := [run for run in group if logs_value_estimates(run)])}
               for env, methods in by_env_and_method(runs).items()}
     groups = {env: methods for env, methods in groups.items() if methods}
     if not groups:
         return None
-    figure = Figure(figsize=(6 * len(groups), 4.5), layout="constrained")
+    figure = Figure(figsize=(6 * len(groups), 5.5), layout="constrained")
     for axes, (env, methods) in zip(figure.subplots(1, len(groups), squeeze=False)[0], groups.items()):
         for method, group in sorted(methods.items()):
             color = method_colors(runs)[method]
-            plot_mean(axes, [run.scalars["eval/q_estimate"] for run in group], f"{method}: Q estimate", color=color,
-                      linestyle="-")
-            plot_mean(axes, [run.scalars["eval/discounted_return"] for run in group],
-                      f"{method}: discounted return", color=color, linestyle="--")
-        axes.set(title=env, xlabel="global step", ylabel="value (mean over seeds)")
-        axes.legend()
+            plot_seeds(axes, [run.scalars["eval/q_estimate"] for run in group], f"{method}: Q estimate", color,
+                       linestyle="-")
+            plot_seeds(axes, [run.scalars["eval/discounted_return"] for run in group],
+                       f"{method}: discounted return", color, linestyle="--")
+        axes.set(title=env, xlabel="global step", ylabel="value: discounted return of clipped rewards")
+        legend_below(axes)
     return figure
 
 
@@ -657,11 +680,35 @@ def logs_value_estimates(run: RunData) -> bool:
     return all(tag in run.scalars for tag in OVERESTIMATION_TAGS)
 
 
-def plot_mean(axes, curves: list[tuple[np.ndarray, np.ndarray]], label: str, **line_style):
-    """The mean of the curves as a line, and its 95% bootstrap band."""
+def plot_seeds(axes, curves: list[tuple[np.ndarray, np.ndarray]], name: str, color: str, linestyle: str):
+    """The seeds' curves (steps, values) of one method, labelled with what they show: one seed as its points; the
+    mean over seeds (see mean_curve) as a thick line without markers (its steps are no seed's own), with each seed's
+    points at their own steps as thin lines below SEED_LINES_BELOW seeds, or else the 95% bootstrap band."""
+    marker = "." if max(len(steps) for steps, _ in curves) < 50 else None  # a curve of one point shows too
+    if len(curves) == 1:
+        axes.plot(*curves[0], label=f"{name}, 1 seed", color=color, linestyle=linestyle, marker=marker)
+        return
     steps, mean, low, high = mean_curve(curves)
-    axes.plot(steps, mean, label=label, marker="." if len(steps) < 50 else None, **line_style)  # one point shows too
-    axes.fill_between(steps, low, high, color=line_style["color"], alpha=0.2)
+    if len(curves) < SEED_LINES_BELOW:
+        for seed_steps, values in curves:
+            axes.plot(seed_steps, values, color=color, linestyle=linestyle, marker=marker, linewidth=0.8, alpha=0.5)
+        spread = "thin: each seed"
+    else:
+        axes.fill_between(steps, low, high, color=color, alpha=0.2)
+        spread = "band: 95% bootstrap CI"
+    axes.plot(steps, mean, label=f"{name}, mean of {len(curves)} seeds ({spread})", color=color,
+              linestyle=linestyle, linewidth=2, marker="." if len(steps) == 1 else None)  # one step shows too
+
+
+def axis_label(tag: str) -> str:
+    """What a tag measures, then the tag itself (how TensorBoard names it)."""
+    return f"{AXIS_LABELS[tag]}\n[{tag}]" if tag in AXIS_LABELS else tag
+
+
+def legend_below(axes):
+    """The legend under the axes' x label, centred, where it covers no data."""
+    below = offset_copy(axes.transAxes, fig=axes.figure, y=-LEGEND_DROP, units="points")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below, fontsize="small")
 
 
 def method_colors(runs: list[RunData]) -> dict[str, str]:
@@ -684,6 +731,9 @@ def header_lines(report: Report) -> list[str]:
     where = "" if report.runs_dir.is_absolute() else f": `{report.runs_dir.as_posix()}`"
     text = (f"{len(report.runs)} run folders. Final score = the last evaluation of a run. 95% CIs: percentile "
             f"bootstrap over seeds ({BOOTSTRAP_REPS:,} resamples); aggregates: rliable's stratified bootstrap.")
+    if any(1 < len(cell.seeds) < SEED_LINES_BELOW for cell in report.cells):
+        text += (" With 2 or 3 seeds such a CI is the lowest and highest seed's score (one seed resampled alone is "
+                 "over 2.5% of the resamples): read it as their range.")
     if any(cell.normalized for cell in report.cells):
         text += (" Human-normalized = (score − random) / (human − random), with the random and human scores of "
                  f"`{display_path(PUBLISHED)}` for every game (its sources are named in it).")

@@ -166,7 +166,7 @@ def test_with_one_seed_a_score_its_aggregates_and_the_improvement_probability_sh
     assert "| double_dqn_atari | dqn_atari | 1.000 (one seed: no CI) |" in text
     assert not re.search(r"\[-?\d+\.\d+, ", text)  # no interval [low, high] anywhere
     assert [line.get_label() for line in report.report_figure(built).axes[0].lines] == [
-        "double_dqn_atari (1 seed)", "dqn_atari (1 seed)"]
+        "double_dqn_atari, 1 seed", "dqn_atari, 1 seed"]
 
 
 def test_the_final_score_is_the_mean_over_seeds_of_the_last_evaluation(cells):
@@ -219,21 +219,29 @@ def test_report_md_holds_the_table_and_lists_the_unfinished_seed_and_missing_tag
     assert "| double_dqn_atari | dqn_atari | " in text
 
 
+def learning_curve_panels(built) -> dict:
+    """The top row of report.png, by title."""
+    return {axes.get_title(): axes for axes in report.report_figure(built).axes[:3]}
+
+
+def labelled(axes) -> dict:
+    """The lines of a panel that have a legend entry, by label."""
+    return {line.get_label(): line for line in axes.lines if not line.get_label().startswith("_")}
+
+
 def test_report_png_has_a_learning_curve_panel_per_env_with_a_mean_line_per_script(built):
-    figure = report.report_figure(built)
-    panels = {axes.get_title(): axes for axes in figure.axes[:3]}  # the top row
+    panels = learning_curve_panels(built)
     assert sorted(panels) == ["BreakoutNoFrameskip-v4", "FrozenLake-v1", "PongNoFrameskip-v4"]
-    assert [line.get_label() for line in panels["PongNoFrameskip-v4"].lines] == [
-        "double_dqn_atari (4 seeds)", "dqn_atari (4 seeds)"]
+    pong = labelled(panels["PongNoFrameskip-v4"])
+    assert list(pong) == ["double_dqn_atari, mean of 4 seeds (band: 95% bootstrap CI)",
+                          "dqn_atari, mean of 4 seeds (band: 95% bootstrap CI)"]
     finals = [raw_score("PongNoFrameskip-v4", value) for value in NORMALIZED[("PongNoFrameskip-v4", "dqn_atari")]]
     expected = np.mean([learning_curve(final) for final in finals], axis=0)
-    assert panels["PongNoFrameskip-v4"].lines[1].get_ydata() == pytest.approx(expected, rel=1e-5)
-    assert panels["FrozenLake-v1"].get_ylabel() == "eval/value_ratio"
+    assert pong["dqn_atari, mean of 4 seeds (band: 95% bootstrap CI)"].get_ydata() == pytest.approx(expected, rel=1e-5)
     # seeds evaluated at different steps: interpolated onto every step logged, within the steps both cover
-    (tabular,) = panels["FrozenLake-v1"].lines
-    assert list(tabular.get_xdata()) == [0, 1000, 1500, 2000]
-    assert tabular.get_ydata()[-1] == pytest.approx((0.5 + 1.0 * 2000 / 2500) / 2)
-    assert len(panels["PongNoFrameskip-v4"].collections) == 2  # a confidence band per script
+    mean = labelled(panels["FrozenLake-v1"])["qlearning_frozenlake, mean of 2 seeds (thin: each seed)"]
+    assert list(mean.get_xdata()) == [0, 1000, 1500, 2000]
+    assert mean.get_ydata()[-1] == pytest.approx((0.5 + 1.0 * 2000 / 2500) / 2)
 
 
 def test_learning_curves_of_atari_runs_are_their_training_games_returns_averaged_over_the_last_20(tmp_path):
@@ -244,10 +252,73 @@ def test_learning_curves_of_atari_runs_are_their_training_games_returns_averaged
                   {"charts/episodic_return": [game + offset for game in range(40)], "eval/episodic_return": [7.0]},
                   steps=steps)
     built = report.build_report(tmp_path)
-    (line,) = report.report_figure(built).axes[0].lines
+    (line,) = labelled(report.report_figure(built).axes[0]).values()
     # at the last game: the mean of games 20..39 of seed 1 (29.5) and of seed 2 (39.5); at the first, the first game
     assert (line.get_ydata()[0], line.get_ydata()[-1]) == (pytest.approx(5.0), pytest.approx(34.5))
-    assert report.report_figure(built).axes[0].get_ylabel() == "training games' return, mean of the last 20"
+    assert report.report_figure(built).axes[0].get_ylabel() == (
+        "training games' raw score, mean of the last 20\n[charts/episodic_return]")
+
+
+def test_report_png_labels_its_axes_with_what_they_measure_then_the_tag(built):
+    figure = report.report_figure(built)
+    value_ratio = "V(π) / V* of the greedy policy (1 = optimal)\n[eval/value_ratio]"
+    game_score = "episodic return (raw game score)\n[eval/episodic_return]"
+    assert [axes.get_ylabel() for axes in figure.axes] == [game_score, value_ratio, game_score] * 2  # curves, finals
+
+
+def two_frozenlake_maps(runs_dir):
+    """A random 2x2 map and the built-in 4x4, both seed 1, the 2x2 map's run reaching V(π)/V* 1.0, the 4x4's 0.5."""
+    write_run(runs_dir, "FrozenLake-v1", "qlearning_frozenlake", 1, {"eval/value_ratio": [0.0, 0.5, 1.0]},
+              flags=script_flags("qlearning_frozenlake", map_size=2), name="random_2x2")
+    write_run(runs_dir, "FrozenLake-v1", "qlearning_frozenlake", 1, {"eval/value_ratio": [0.0, 0.2, 0.5]},
+              flags=script_flags("qlearning_frozenlake"), name="builtin_4x4")
+
+
+def test_report_png_titles_name_each_frozenlake_map(tmp_path):
+    two_frozenlake_maps(tmp_path)
+    figure = report.report_figure(report.build_report(tmp_path))
+    assert [axes.get_title() for axes in figure.axes] == [
+        "FrozenLake-v1 (map_size=0)", "FrozenLake-v1 (map_size=2)",
+        "FrozenLake-v1 (map_size=0): final scores", "FrozenLake-v1 (map_size=2): final scores"]
+
+
+def test_below_four_seeds_each_seed_is_drawn_at_its_own_steps_and_the_mean_without_markers(built):
+    """The two FrozenLake seeds are evaluated at different steps: neither is drawn at the other's."""
+    panel = learning_curve_panels(built)["FrozenLake-v1"]
+    seeds = [line for line in panel.lines if line.get_label().startswith("_")]  # no legend entry of their own
+    assert [list(line.get_xdata()) for line in seeds] == [list(steps) for steps in TABULAR_STEPS]
+    assert [list(line.get_ydata()) for line in seeds] == [
+        pytest.approx(learning_curve(ratio, steps)) for ratio, steps in zip(VALUE_RATIOS, TABULAR_STEPS)]
+    assert [line.get_marker() for line in seeds] == [".", "."]
+    (mean,) = labelled(panel).values()
+    assert (mean.get_marker(), len(panel.collections)) == ("None", 0)  # no band
+
+
+def test_from_four_seeds_a_band_shows_the_95_percent_bootstrap_ci_of_the_mean(built):
+    panel = learning_curve_panels(built)["PongNoFrameskip-v4"]
+    assert (len(panel.lines), len(panel.collections)) == (2, 2)  # a mean and a band per script, no seed's own line
+    finals = [raw_score("PongNoFrameskip-v4", value) for value in NORMALIZED[("PongNoFrameskip-v4", "dqn_atari")]]
+    band = panel.collections[1].get_paths()[0].vertices  # dqn_atari's
+    assert sorted(set(band[band[:, 0] == STEPS[-1], 1])) == pytest.approx(percentile_bootstrap(np.array(finals)))
+
+
+@pytest.mark.parametrize("seeds", [2, 3, 4])
+def test_a_95_percent_bootstrap_ci_of_2_or_3_seeds_is_their_range_which_is_why_the_curves_show_them(seeds):
+    """One seed resampled alone is 1/4 or 1/27 of the resamples, over 2.5%; with 4 seeds 1/256."""
+    low, high = report.bootstrap_ci(np.arange(1.0, seeds + 1))  # seeds scoring 1, 2, ...
+    assert ((low, high) == (1.0, seeds)) == (seeds < report.SEED_LINES_BELOW) == (seeds < 4)
+
+
+@pytest.mark.parametrize("name", ["report.png", "overestimation.png"])
+def test_every_legend_sits_below_its_axes_and_x_label_inside_the_figure(built, name):
+    figure = report.report_figure(built) if name == "report.png" else report.overestimation_figure(built.runs)
+    figure.draw_without_rendering()  # lays the figure out: places are known after it
+    legends = [(axes, axes.get_legend()) for axes in figure.axes if axes.get_legend()]
+    assert len(legends) == {"report.png": 3, "overestimation.png": 1}[name]  # one per learning curve panel
+    for axes, legend in legends:
+        box = legend.get_window_extent()
+        assert box.y1 < axes.xaxis.label.get_window_extent().y0 < axes.get_window_extent().y0
+        assert figure.bbox.x0 <= box.x0 and box.x1 <= figure.bbox.x1 and figure.bbox.y0 <= box.y0
 
 
 def test_report_png_shows_below_each_env_the_final_scores_the_random_policy_and_the_published_agents(built):
@@ -270,8 +341,10 @@ def test_overestimation_png_has_a_panel_per_env_that_logs_the_value_estimates(ru
     (axes,) = figure.axes
     assert axes.get_title() == "BreakoutNoFrameskip-v4"
     assert [(line.get_label(), line.get_linestyle()) for line in axes.lines] == [
-        ("double_dqn_atari: Q estimate", "-"), ("double_dqn_atari: discounted return", "--"),
-        ("dqn_atari: Q estimate", "-"), ("dqn_atari: discounted return", "--")]
+        ("double_dqn_atari: Q estimate, mean of 4 seeds (band: 95% bootstrap CI)", "-"),
+        ("double_dqn_atari: discounted return, mean of 4 seeds (band: 95% bootstrap CI)", "--"),
+        ("dqn_atari: Q estimate, mean of 4 seeds (band: 95% bootstrap CI)", "-"),
+        ("dqn_atari: discounted return, mean of 4 seeds (band: 95% bootstrap CI)", "--")]
     assert axes.lines[0].get_ydata()[-1] == pytest.approx(2.0 * (1 + 2 + 3 + 4) / 4)
 
 
@@ -289,11 +362,8 @@ def pooled(runs_dir) -> dict:
 
 
 def test_runs_of_different_frozenlake_maps_are_not_pooled_and_each_is_named_by_its_map(tmp_path):
-    """A random 2x2 map and the built-in 4x4, both seed 1: two envs of one seed each, not one cell of seeds (1, 1)."""
-    write_run(tmp_path, "FrozenLake-v1", "qlearning_frozenlake", 1, {"eval/value_ratio": [0.0, 0.5, 1.0]},
-              flags=script_flags("qlearning_frozenlake", map_size=2), name="random_2x2")
-    write_run(tmp_path, "FrozenLake-v1", "qlearning_frozenlake", 1, {"eval/value_ratio": [0.0, 0.2, 0.5]},
-              flags=script_flags("qlearning_frozenlake"), name="builtin_4x4")
+    """Two envs of one seed each, not one cell of seeds (1, 1)."""
+    two_frozenlake_maps(tmp_path)
     assert pooled(tmp_path) == {("FrozenLake-v1 (map_size=0)", "qlearning_frozenlake"): ([1], pytest.approx(0.5)),
                                 ("FrozenLake-v1 (map_size=2)", "qlearning_frozenlake"): ([1], pytest.approx(1.0))}
     cells = report.final_scores(report.load_runs(tmp_path, []), report.read_published(report.PUBLISHED), [])
@@ -638,6 +708,46 @@ def test_a_report_without_atari_runs_explains_no_human_normalized_score_nor_an_o
     text = (tmp_path / "out" / "report.md").read_text()
     assert re.findall(r"(?i)human|overestimation|atari", text) == []
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["report.md", "report.png"]
+
+
+@pytest.fixture(scope="module")
+def optimal_and_not(tmp_path_factory) -> str:
+    """report.md of FrozenLake-v1 with two scripts: qlearning_frozenlake's seeds 1 and 2 both reach V(π)/V* 1.0,
+    sarsa_frozenlake's 0.5 and 0.6."""
+    runs_dir = tmp_path_factory.mktemp("optimal_and_not")
+    for script, finals in (("qlearning_frozenlake", (1.0, 1.0)), ("sarsa_frozenlake", (0.5, 0.6))):
+        for seed, final in enumerate(finals, start=1):
+            write_run(runs_dir, "FrozenLake-v1", script, seed, {"eval/value_ratio": [0.0, final]})
+    return report.markdown(report.build_report(runs_dir))
+
+
+def test_a_ci_of_one_point_because_every_seed_scored_the_same_says_so(optimal_and_not):
+    assert ("| FrozenLake-v1 | qlearning_frozenlake | eval/value_ratio | 1.000 (all seeds 1.000: no spread) | "
+            "2 (1, 2) |") in optimal_and_not
+    assert ("| qlearning_frozenlake | FrozenLake-v1 | 1, 2 | 1.000 (all seeds × games 1.000: no spread) | 1.000 (all "
+            "seeds × games 1.000: no spread) |") in optimal_and_not
+    assert "[1.000, 1.000]" not in optimal_and_not
+
+
+def test_a_probability_of_improvement_with_a_ci_of_one_point_says_every_resample_gave_it(optimal_and_not):
+    """Every run of one script beat every run of the other: P = 1 in every resample, though the seeds differ."""
+    assert ("| qlearning_frozenlake | sarsa_frozenlake | 1.000 (every bootstrap resample 1.000: no spread) |"
+            in optimal_and_not)
+
+
+def test_a_random_policy_that_scores_the_same_in_every_game_says_so(tmp_path):
+    write_random_policy(tmp_path, "PongNoFrameskip-v4", [-21.0, -21.0, -21.0])  # Pong's lowest score, every game
+    (policy,) = report.load_random_policies(tmp_path, report.read_published(report.PUBLISHED)).values()
+    assert str(policy.estimate) == "-21.000 (all games -21.000: no spread)"
+
+
+def test_report_md_says_that_a_ci_over_2_or_3_seeds_is_their_range_only_when_it_shows_one(written, tmp_path):
+    sentence = ("With 2 or 3 seeds such a CI is the lowest and highest seed's score (one seed resampled alone is over "
+                "2.5% of the resamples): read it as their range.")
+    assert sentence in (written / "report.md").read_text()  # FrozenLake-v1: 2 seeds
+    for seed in (1, 2, 3, 4):
+        write_run(tmp_path, "FrozenLake-v1", "qlearning_frozenlake", seed, {"eval/value_ratio": [0.0, seed / 4]})
+    assert sentence not in report.markdown(report.build_report(tmp_path))
 
 
 ATARI100K = ROOT / "benchmarks" / "results" / "atari100k"
