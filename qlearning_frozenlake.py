@@ -10,22 +10,17 @@ A terminal transition (a hole or the goal) has no future; a time-limit truncatio
 Q-learning converges to Q* when every (s, a) is tried infinitely often and Σα = ∞, Σα² < ∞ (Watkins & Dayan).
 A constant α never settles on slippery ice, so here α = learning_rate / n(s, a)^ω, n(s, a) the visit count
 (Even-Dar & Mansour 2003: ω ∈ (1/2, 1) converges polynomially fast; ω = 1, the running average, is too slow).
+ε falls from 1 to 0 over the first 65% of the episodes; the rest refine the values of the greedy actions. A run
+lasts 1,250 episodes per state on FrozenLake (it pays only at the goal, and its ice is noisy: 20,000 episodes on
+4x4, 80,000 on 8x8), 20 per state elsewhere (Taxi, CliffWalking: a step costs −1, which already drives exploration).
 
 Scoring is exact, not sampled: value iteration on the env's own model `env.unwrapped.P` gives Q*, and the greedy
 policy π is evaluated by solving (I − γ P_π) V = R_π: V(π)/V* from the start distribution and, on FrozenLake,
-the probability that π reaches the goal. The agent itself never reads P.
+the probability that π reaches the goal. The agent itself never reads P. Every chart is against env steps.
 
-Run:
-    python qlearning_frozenlake.py                                             # 4x4 slippery, 20k episodes
-    python qlearning_frozenlake.py --map-name 8x8 --total-episodes 100000      # 8x8 slippery
-    python qlearning_frozenlake.py --map-size 6 --map-seed 3 --no-is-slippery  # a random 6x6 map
-    python qlearning_frozenlake.py --env-id Taxi-v4
-    python qlearning_frozenlake.py --track --wandb-project-name cleanRL     # also to Weights & Biases
-    tensorboard --logdir runs
-
-Every chart is against env steps (global_step), like the DQN scripts'. A bad flag stops with one `error:` line and
-exit status 2 before anything is written; a fault (full disk, read-only folder) with one line and status 1; Ctrl-C
-with one line saying where the run stopped, status 130. A run takes seconds to a minute: no checkpoints, run again.
+Run:  python qlearning_frozenlake.py [--map-name 8x8 | --map-size 6 --map-seed 3 | --env-id Taxi-v4] [--track]
+A bad flag stops with one `error:` line and exit status 2 before anything is written; a fault (full disk) with one
+line and status 1; Ctrl-C with one line saying where the run stopped, status 130. No checkpoints: run again.
 """
 
 import importlib.util
@@ -37,7 +32,7 @@ import sys
 import threading
 import time
 import warnings
-from collections import namedtuple
+from collections import deque, namedtuple
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +40,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import tyro
-from gymnasium.envs.toy_text import FrozenLakeEnv
+from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv
 from gymnasium.envs.toy_text.frozen_lake import is_valid
 from gymnasium.utils import seeding
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -58,30 +53,27 @@ class Args:
     # Algorithm
     env_id: str = "FrozenLake-v1"
     """a gymnasium env with Discrete states and actions and a model P: FrozenLake-v1, FrozenLake8x8-v1, Taxi-v4, ..."""
-    total_episodes: int = 20_000
-    """number of training episodes (8x8 slippery needs more: the README uses 100,000)"""
+    total_episodes: int | None = None
+    """number of training episodes; unset: 1,250 per state on FrozenLake (20,000 on 4x4), else 20 per state"""
     learning_rate: float = 1.0
     """the step size α0 in α = α0 / n(s, a)^ω; with --lr-decay-exponent 0 it is a constant step size"""
-    lr_decay_exponent: float = 0.65
-    """ω in α = α0 / n(s, a)^ω, n(s, a) the visit count: (1/2, 1] converges on slippery ice, 0 is a constant α. 0.6
-    left one of ten 4x4 seeds at V(π)/V* 0.90 (late noise), 0.7 one of three 8x8 seeds at 0.93 (too slow)"""
+    lr_decay_exponent: float = 0.6
+    """ω in α = α0 / n(s, a)^ω, n(s, a) the visit count: (1/2, 1] converges on slippery ice, 0 is a constant α"""
     gamma: float = 0.95
     """the discount factor γ (the training objective and the exact scoring both use it)"""
     start_e: float = 1.0
     """the starting ε for exploration"""
-    end_e: float = 0.1
-    """the final ε for exploration (not lower: rarely tried actions would keep noisy values)"""
-    exploration_fraction: float = 0.5
+    end_e: float = 0.0
+    """the final ε for exploration (0: the last episodes refine the values of the greedy actions)"""
+    exploration_fraction: float = 0.65
     """the fraction of `total_episodes` over which ε falls linearly from start-e to end-e"""
     # FrozenLake's map (other envs ignore these)
     map_name: str | None = None
     """the built-in map, "4x4" or "8x8"; unset: the env's own, 4x4 for FrozenLake-v1, 8x8 for FrozenLake8x8-v1"""
     map_size: int = 0
-    """if > 0, play a random N×N map, the one gymnasium's `generate_random_map` makes (--map-name is then ignored);
-    exact scoring needs about 56·N⁴ bytes (the model T), so N is limited by the memory available"""
+    """if > 0, a random N×N map, gymnasium's `generate_random_map` (not --map-name); scoring needs 56·N⁴ bytes"""
     map_p: float = 0.8
-    """probability that a cell of a random map is frozen (safe); a map without a path from S to G is drawn again,
-    at most 10,000 times"""
+    """probability that a cell of a random map is frozen (safe); a map without a path from S to G is drawn again"""
     map_seed: int = 0
     """seed of the random map (kept apart from --seed so a seed sweep plays one map)"""
     is_slippery: bool = True
@@ -90,23 +82,19 @@ class Args:
     exp_name: str = os.path.basename(__file__)[: -len(".py")]
     """the name of this experiment, part of the run folder's default name and the model's file name"""
     seed: int = 1
-    """seed of the agent's numpy Generator (ε coin, exploring action, ties) and of the env's first reset, in
-    [0, 2**32)"""
+    """seed of the agent's numpy Generator (ε coin, exploring action, ties) and of the env's first reset"""
     log_frequency: int = 100
-    """log episode statistics (means over the last `log_frequency` episodes) every this many episodes, at the
-    env step (global_step) the last of them ended"""
+    """log the means over the last this many episodes every this many episodes, at the step the last one ended"""
     eval_frequency: int = 500
     """score the greedy policy exactly (linear solve, logged as eval/value_ratio) every this many episodes"""
     save_model: bool = False
     """whether to save the learned Q-table as `{runs_dir}/{run_name}/{exp_name}.npy`"""
     capture_video: bool = False
-    """whether to record 3 greedy episodes of the learned policy as mp4 (in `{runs_dir}/{run_name}/videos`) and
-    show them in TensorBoard as an animated image (videos/greedy)"""
+    """whether to record 3 greedy episodes as `{runs_dir}/{run_name}/videos/greedy.mp4` and in TensorBoard"""
     runs_dir: str = "runs"
     """folder that holds the run folders (TensorBoard logs, pictures, model, videos), made if missing"""
     run_name: str | None = None
-    """the run folder's name; unset: `{env_id}__{exp_name}__{seed}__{unix time}` (-2, -3, ... added when two runs
-    start in the same second). A --run-name whose folder exists is refused: the script has no checkpoints to resume"""
+    """the run folder's name, refused if taken; unset: `{env_id}__{exp_name}__{seed}__{unix time}` (then -2, -3, ...)"""
     track: bool = False
     """if toggled, the run is also tracked with Weights & Biases (every TensorBoard scalar, the flags, the code)"""
     wandb_project_name: str = "cleanRL"
@@ -115,22 +103,13 @@ class Args:
     """the Weights & Biases entity (user or team) of --track; unset: your default entity"""
 
 
-def greedy_action(q_row: np.ndarray, rng: np.random.Generator) -> int:
-    """argmax_a Q(s, a), ties broken uniformly at random: an untrained (all-zero) row must not always pick action 0."""
-    best_actions = np.flatnonzero(q_row == q_row.max())
-    return int(best_actions[int(rng.random() * len(best_actions))])
-
-
 def epsilon_greedy_action(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
-    """Explore (a uniformly random action) with probability ε, else exploit (the greedy action)."""
+    """Explore (a uniformly random action) with probability ε, else exploit: argmax_a Q(s, a), ties broken uniformly
+    at random (an untrained, all-zero row must not always pick action 0)."""
     if rng.random() < epsilon:
         return int(rng.integers(len(q_row)))
-    return greedy_action(q_row, rng)
-
-
-def step_size(learning_rate: float, visit_count: int, omega: float) -> float:
-    """α = α0 / n(s, a)^ω: Σα = ∞ and Σα² < ∞ for ω in (1/2, 1], so the ice's noise averages out."""
-    return learning_rate / visit_count**omega
+    best_actions = np.flatnonzero(q_row == q_row.max())
+    return int(rng.choice(best_actions))
 
 
 def td_update(q_table: np.ndarray, obs: int, action: int, reward: float, next_obs: int,
@@ -151,69 +130,73 @@ def linear_schedule(start_e: float, end_e: float, duration: float, t: int) -> fl
 def train(args: Args) -> "Result":
     env = make_env(args)  # a bad --env-id stops here, with one error line, before anything is written
     scorer = ExactScorer(env, args.gamma)  # value iteration on env.unwrapped.P: for scoring only
+    if args.total_episodes is None:  # more states need more episodes, and FrozenLake's noisy ice many per state
+        args.total_episodes = (1_250 if scorer.is_frozenlake else 20) * int(env.observation_space.n)
     writer = open_run(args, env)  # the run folder, --track's W&B run, TensorBoard with the hyperparameters
     # one Generator for every random choice of the agent; the env's own comes from its first reset: same seed, same Q
     rng = np.random.default_rng(args.seed)
     q_table = np.zeros((env.observation_space.n, env.action_space.n))
     visits = np.zeros(q_table.shape, dtype=np.int64)  # n(s, a), for the step size
-    returns, lengths, successes = np.zeros((3, args.total_episodes))
-    exploration_episodes = args.exploration_fraction * args.total_episodes  # ε falls from start_e to end_e over these
+    returns, lengths, successes = (deque(maxlen=args.log_frequency) for _ in range(3))  # of the latest episodes
     global_step, episode, start_time = 0, 0, time.time()  # global_step: env steps so far, the x axis of every chart
     writer.add_scalar("charts/epsilon", args.start_e, global_step)
-    evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
+    log_evaluation(writer, global_step, scorer.evaluate(q_table))
     try:
         for episode in range(args.total_episodes):
-            epsilon = linear_schedule(args.start_e, args.end_e, exploration_episodes, episode)
+            epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_episodes,
+                                      episode)
             obs, _ = env.reset(seed=args.seed if episode == 0 else None)  # seeded once: later resets go on from there
             episode_return, episode_length, terminated, truncated = 0.0, 0, False, False
             while not (terminated or truncated):
                 action = epsilon_greedy_action(q_table[obs], epsilon, rng)
                 next_obs, reward, terminated, truncated, _ = env.step(action)
                 visits[obs, action] += 1
-                alpha = step_size(args.learning_rate, int(visits[obs, action]), args.lr_decay_exponent)
+                alpha = args.learning_rate / visits[obs, action] ** args.lr_decay_exponent  # α = α0 / n(s, a)^ω
                 # Q(s, a) += α · (r + γ · max_a' Q(s', a') · (1 − terminated) − Q(s, a))
                 td_update(q_table, obs, action, reward, next_obs, terminated, alpha, args.gamma)
                 episode_return += reward
                 episode_length += 1
                 obs = next_obs
             global_step += episode_length
-            returns[episode], lengths[episode] = episode_return, episode_length
-            successes[episode] = terminated and (reward > 0 or not scorer.is_frozenlake)  # FrozenLake: the goal
-            episodes_done = episode + 1
-            sps = global_step / (time.time() - start_time)
-            if episodes_done % args.log_frequency == 0:
-                log_episodes(writer, global_step, episodes_done, args.log_frequency, returns, lengths, successes,
-                             epsilon, sps)
-            if episodes_done % args.eval_frequency == 0:
-                evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
+            returns.append(episode_return)
+            lengths.append(episode_length)
+            successes.append(terminated and (reward > 0 or not scorer.is_frozenlake))  # FrozenLake: the goal
+            episodes_done, sps = episode + 1, global_step / (time.time() - start_time)
+            if episodes_done % args.log_frequency == 0:  # means over the last log_frequency episodes
+                writer.add_scalar("charts/episodic_return", np.mean(returns), global_step)
+                writer.add_scalar("charts/episodic_length", np.mean(lengths), global_step)
+                writer.add_scalar("charts/success_rate", np.mean(successes), global_step)
+                writer.add_scalar("charts/epsilon", epsilon, global_step)
+                writer.add_scalar("charts/SPS", sps, global_step)
+                writer.add_scalar("charts/episodes", episodes_done, global_step)
+            if episodes_done % args.eval_frequency == 0 or episodes_done == args.total_episodes:
+                log_evaluation(writer, global_step, scorer.evaluate(q_table))
             if episodes_done % max(1, args.total_episodes // 10) == 0:
                 eta = (args.total_episodes / episodes_done - 1) * (time.time() - start_time)
                 print(f"episode {episodes_done} | SPS {sps:,.0f} | ETA {eta:.0f} s | "
-                      f"V(π)/V* {evaluation.value_ratio:.4f}")
+                      f"V(π)/V* {scorer.evaluate(q_table).value_ratio:.4f}")
     except KeyboardInterrupt:  # Ctrl-C: one line saying where the run stopped; what was logged stays
-        stop_interrupted(writer, args, episode, global_step)
-    wall_time = time.time() - start_time
-    if args.total_episodes % args.eval_frequency:  # the last episode was not scored in the loop
-        evaluation = log_evaluation(writer, global_step, scorer.evaluate(q_table))
-    success_rate = float(successes[-args.log_frequency:].mean())
-    result = Result(q_table, writer.log_dir, global_step, wall_time, success_rate, evaluation, describe_env(args, env))
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the logs are flushed is ignored
+        writer.close()
+        fail(f"interrupted (Ctrl-C) in episode {episode + 1:,} of {args.total_episodes:,}, at env step "
+             f"{global_step:,}; the logs so far are in {writer.log_dir}", status=130)
+    result = Result(q_table, writer.log_dir, global_step, time.time() - start_time, float(np.mean(successes)),
+                    scorer.evaluate(q_table), env_name(args, env))
     finish_run(args, env, writer, result)  # pictures, model, video, the end of the W&B run
     return result
 
 
 # ---- Plumbing: the env, exact scoring, logging, pictures and video, argument checks, main() -------------------
 def fail(message: str, status: int = 2):
-    """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a full disk, a
-    read-only folder), 130 for Ctrl-C."""
+    """Stop with one line on stderr, never a traceback: status 2 for bad input, 1 for a fault, 130 for Ctrl-C."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
 
 
 def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
-    """The env, or one error line naming --env-id if it is unknown, not tabular, or has no model P. FrozenLake is
-    given a map only when one was asked for (--map-size, --map-name), so FrozenLake8x8-v1 keeps its 8x8 map."""
+    """The env, or one error line naming --env-id if it is unknown, not tabular, or has no model P."""
     kwargs = {}
-    if args.env_id.startswith("FrozenLake"):
+    if args.env_id.startswith("FrozenLake"):  # a map only when one is asked for: FrozenLake8x8-v1 keeps its own
         kwargs["is_slippery"] = args.is_slippery
         if args.map_size > 0:
             kwargs["desc"] = random_map(args.map_size, args.map_p, args.map_seed)
@@ -241,22 +224,18 @@ def random_map(size: int, p: float, seed: int, max_tries: int = 10_000) -> list[
     for _ in range(max_tries):
         board = np_random.choice(["F", "H"], (size, size), p=[p, 1 - p])
         board[0][0], board[-1][-1] = "S", "G"
-        if is_valid(board, size):
+        if is_valid(board, size):  # generate_random_map's own path check (not exported): it has no bounded version
             return ["".join(row) for row in board]
     fail(f"--map-p {p}: no {size}x{size} map with a path from S to G in {max_tries:,} draws; raise --map-p")
 
 
-def frozenlake_map(args: Args, env: gym.Env) -> str:
-    """FrozenLake's map as played: "8x8", or "random 6x6 p=0.8 seed=3"."""
-    (rows, cols) = env.unwrapped.desc.shape
-    return f"random {rows}x{cols} p={args.map_p} seed={args.map_seed}" if args.map_size else f"{rows}x{cols}"
-
-
-def describe_env(args: Args, env: gym.Env) -> str:
-    """The env as played, for the summary: FrozenLake names the map it really got."""
+def env_name(args: Args, env: gym.Env) -> str:
+    """The env as played; FrozenLake names the map it got: "FrozenLake-v1 (map random 6x6 p=0.8 seed=3, slippery)"."""
     if not isinstance(env.unwrapped, FrozenLakeEnv):
         return args.env_id
-    return f"{args.env_id} (map {frozenlake_map(args, env)}, {'slippery' if args.is_slippery else 'not slippery'})"
+    rows, cols = env.unwrapped.desc.shape
+    played = f"random {rows}x{cols} p={args.map_p} seed={args.map_seed}" if args.map_size else f"{rows}x{cols}"
+    return f"{args.env_id} (map {played}, {'slippery' if args.is_slippery else 'not slippery'})"
 
 
 def tabular_model(P: dict, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,24 +267,21 @@ def policy_value(T: np.ndarray, R: np.ndarray, policy: np.ndarray, gamma: float)
 
 
 def absorption_value(T: np.ndarray, R: np.ndarray, policy: np.ndarray) -> np.ndarray:
-    """The undiscounted (γ = 1) expected return of a deterministic policy when all reward comes on terminating
-    transitions: on FrozenLake (reward 1 only at the goal), the probability of ever reaching the goal. States from
-    which π never terminates (walking into a wall forever) get 0; on the others I − P_π is invertible."""
+    """The undiscounted (γ = 1) return of a deterministic policy, on FrozenLake (reward 1 at the goal only) the
+    probability of ever reaching the goal. States that never terminate get 0; on the others I − P_π is invertible."""
     states = np.arange(len(policy))
     P_pi, R_pi = T[states, policy], R[states, policy]
     can_end = P_pi.sum(axis=1) < 1 - 1e-12  # terminates in one step with positive probability
-    while True:  # grow backwards: states that reach a terminating state with positive probability
-        grown = can_end | (P_pi[:, can_end].sum(axis=1) > 0)
-        if (grown == can_end).all():
-            break
-        can_end = grown
+    for _ in range(len(policy)):  # grow backwards (n rounds reach every state that can end): states that can reach
+        can_end = can_end | (P_pi[:, can_end].sum(axis=1) > 0)  # one that can end, with positive probability
     value, idx = np.zeros(len(policy)), np.flatnonzero(can_end)
     value[idx] = np.linalg.solve(np.eye(len(idx)) - P_pi[np.ix_(idx, idx)], R_pi[idx])
     return value
 
 
 def value_ratio(v_pi: float, v_star: float) -> float:
-    """1 − (V* − V(π)) / |V*|: V(π)/V* if V* > 0 (FrozenLake, Taxi), still "1 is optimal" if V* < 0 (CliffWalking)."""
+    """1 − (V* − V(π)) / |V*|: V(π)/V* if V* > 0 (FrozenLake, Taxi), still "1 is optimal" if V* < 0 (CliffWalking).
+    V* = 0 (γ = 0 on FrozenLake: no reward one step from the start) leaves π optimal (1) or worse than any ratio."""
     if v_star == 0:
         return 1.0 if v_pi >= 0 else float("-inf")
     return 1 - (v_star - v_pi) / abs(v_star)
@@ -330,36 +306,15 @@ class ExactScorer:
         return float(self.start @ absorption_value(self.T, self.R, policy)) if self.is_frozenlake else None
 
     def evaluate(self, q_table: np.ndarray) -> Evaluation:
-        """Ties go to the lowest action (np.argmax), so the scored policy is one well-defined policy."""
+        """The greedy policy's score; ties go to the lowest action (np.argmax), so it is one well-defined policy."""
         policy = q_table.argmax(axis=1)
         v_pi = float(self.start @ policy_value(self.T, self.R, policy, self.gamma))
         v_star = float(self.start @ self.q_star.max(axis=1))
         return Evaluation(value_ratio(v_pi, v_star), v_pi, v_star, self.goal_probability(policy), self.optimal_goal)
 
 
-@dataclass
-class Result:  # what main() returns, for tests and benchmarks
-    q_table: np.ndarray  # the learned Q-table, states × actions
-    run_dir: str
-    steps: int
-    wall_time: float  # seconds of the training loop
-    success_rate: float  # over the last log_frequency episodes (FrozenLake: reached the goal; others: terminated)
-    evaluation: Evaluation
-    env_name: str  # the env as played, with FrozenLake's real map
-
-
-def new_run_dir(args: Args) -> str:
-    """Create the run folder, exclusively, so that two runs never share one: a default name already taken (two runs
-    started in the same second) gets -2, -3, ...; a --run-name already taken is refused."""
-    name = args.run_name or default_run_name(args)
-    for attempt in itertools.count(1):
-        run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
-        try:
-            os.makedirs(run_dir)
-            return run_dir
-        except FileExistsError:
-            if args.run_name:
-                fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
+# What main() returns, for tests and benchmarks (wall_time: of the loop; success_rate: of the last log_frequency episodes)
+Result = namedtuple("Result", "q_table run_dir steps wall_time success_rate evaluation env_name")
 
 
 def default_run_name(args: Args) -> str:
@@ -367,20 +322,20 @@ def default_run_name(args: Args) -> str:
     return f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
-# The learning hyperparameters that tell runs apart, TensorBoard's HPARAMS columns (every flag is in the text table).
-# Names shared with the DQN scripts mean the same there; FrozenLake adds its map and ice.
-HPARAMS = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_decay_exponent", "gamma", "start_e",
-           "end_e", "exploration_fraction")
-
-
 def open_run(args: Args, env: gym.Env) -> SummaryWriter:
-    """The run folder; with --track, CleanRL's Weights & Biases run, made before the SummaryWriter so that every
-    scalar is mirrored; the writer, with the flags as a text table and the HPARAMS session record."""
-    made_runs_dir = not os.path.isdir(args.runs_dir)
-    run_dir = new_run_dir(args)
+    """The run folder, never one that exists (a default name taken by a run in the same second gets -2, -3, ...),
+    --track's W&B run (made before the writer: it mirrors every scalar), and the writer with the flags."""
+    made_runs_dir, name = not os.path.isdir(args.runs_dir), args.run_name or default_run_name(args)
+    for attempt in itertools.count(1):
+        run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
+        try:
+            os.makedirs(run_dir)
+            break
+        except FileExistsError:
+            if args.run_name:
+                fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
     if args.track:
         import wandb  # only with --track; check_args made sure it is installed
-
         try:
             wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
                        config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
@@ -393,91 +348,67 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    hparam_dict = {name: getattr(args, name) for name in HPARAMS}
-    if isinstance(env.unwrapped, FrozenLakeEnv):  # strings: TensorBoard would show a bool as 0.0000 or 1.0000
-        hparam_dict |= {"map": frozenlake_map(args, env), "is_slippery": str(args.is_slippery)}
-    # the session record alone: without an experiment record, TensorBoard's HPARAMS tab takes its columns from all
-    # runs in the folder (the other scripts' too) and its metrics from their scalars (here eval/value_ratio)
+    # HPARAMS: what tells runs apart, as a session record alone: without an experiment record, TensorBoard takes the
+    # columns from all runs in the folder (the DQN scripts' too) and the metrics from their scalars (eval/value_ratio)
+    learning = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_decay_exponent", "gamma",
+                "start_e", "end_e", "exploration_fraction")
+    hparam_dict = {name: getattr(args, name) for name in learning} | {"env": env_name(args, env)}
     _, session_start, session_end = hparams(hparam_dict, {})
     writer.file_writer.add_summary(session_start)
     writer.file_writer.add_summary(session_end)
     return writer
 
 
-def log_episodes(writer: SummaryWriter, global_step: int, episodes_done: int, window: int, returns: np.ndarray,
-                 lengths: np.ndarray, successes: np.ndarray, epsilon: float, sps: float) -> None:
-    recent = slice(episodes_done - window, episodes_done)  # means over the last `window` episodes
-    charts = {"episodic_return": returns[recent].mean(), "episodic_length": lengths[recent].mean(),
-              "success_rate": successes[recent].mean(), "epsilon": epsilon, "SPS": sps, "episodes": episodes_done}
-    for tag, value in charts.items():
-        writer.add_scalar(f"charts/{tag}", value, global_step)
-
-
-def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluation) -> Evaluation:
+def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluation) -> None:
     writer.add_scalar("eval/value_ratio", evaluation.value_ratio, global_step)
     if evaluation.goal_probability is not None:
         writer.add_scalar("eval/goal_probability", evaluation.goal_probability, global_step)
-    return evaluation
-
-
-def stop_interrupted(writer: SummaryWriter, args: Args, episode: int, global_step: int):
-    """Ctrl-C: keep what was logged and stop with one line; a second Ctrl-C while the logs are flushed is ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    writer.close()
-    fail(f"interrupted (Ctrl-C) in episode {episode + 1:,} of {args.total_episodes:,}, at env step {global_step:,}; "
-         f"the logs so far are in {writer.log_dir}", status=130)
 
 
 def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) -> None:
     """The pictures (in TensorBoard and as PNG), model and video; the end of the W&B run."""
-    q_table, run_dir, step = result.q_table, result.run_dir, result.steps
     names = ACTION_NAMES.get(type(env.unwrapped).__name__) or [f"a{a}" for a in range(env.action_space.n)]
-    pictures = {"q_table": draw_q_heatmap(q_table, names)}
+    pictures = {"q_table": draw_q_heatmap(result.q_table, names)}
     if (layout := grid_layout(env)) is not None:  # Taxi's states are not cells of one grid: no map picture
-        pictures["greedy_policy"] = draw_policy_map(*layout, q_table)
+        pictures["greedy_policy"] = draw_policy_map(*layout, result.q_table)
     for name, img in pictures.items():
-        Path(run_dir, f"{name}.png").write_bytes(cv2.imencode(".png", img)[1].tobytes())  # a full disk raises
-        writer.add_image(f"images/{name}", img[:, :, ::-1], step, dataformats="HWC")  # BGR → RGB
+        Path(result.run_dir, f"{name}.png").write_bytes(cv2.imencode(".png", img)[1].tobytes())  # a full disk raises
+        writer.add_image(f"images/{name}", img[:, :, ::-1], result.steps, dataformats="HWC")  # BGR → RGB
     if args.save_model:
-        np.save(os.path.join(run_dir, f"{args.exp_name}.npy"), q_table)
+        np.save(os.path.join(result.run_dir, f"{args.exp_name}.npy"), result.q_table)
     if args.capture_video:
-        os.makedirs(os.path.join(run_dir, "videos"))
-        record_video(args, q_table, os.path.join(run_dir, "videos", "greedy.mp4"))
-        log_video(writer, "videos/greedy", os.path.join(run_dir, "videos", "greedy.mp4"), step)
+        os.makedirs(os.path.join(result.run_dir, "videos"))
+        record_video(args, result.q_table, writer, os.path.join(result.run_dir, "videos", "greedy.mp4"), result.steps)
     writer.close()
     env.close()
     if args.track:
         import wandb
-
         wandb.finish()
 
 
 ACTION_NAMES = {"FrozenLakeEnv": ["left", "down", "right", "up"], "CliffWalkingEnv": ["up", "right", "down", "left"],
                 "TaxiEnv": ["south", "north", "east", "west", "pickup", "dropoff"]}
-MOVES = {"FrozenLakeEnv": [(-1, 0), (0, 1), (1, 0), (0, -1)], "CliffWalkingEnv": [(0, -1), (1, 0), (0, 1), (-1, 0)]}
 
 
 def grid_layout(env: gym.Env):
-    """(the cells' letters, row by row; each action's move (dx, dy)) for grid envs; None for others (Taxi)."""
+    """(the cells' letters, row by row; each action's move (dx, dy), y down) for grid envs; None for others (Taxi)."""
     u = env.unwrapped
-    if isinstance(u, FrozenLakeEnv):  # S start, F frozen, H hole, G goal
-        return [[c.decode() for c in row] for row in u.desc], MOVES["FrozenLakeEnv"]
-    if hasattr(u, "_cliff"):  # CliffWalking: S start, G goal, C cliff, F floor
-        cells = [["C" if cliff else "F" for cliff in row] for row in u._cliff]
-        cells[-1][0], cells[-1][-1] = "S", "G"
-        return cells, MOVES["CliffWalkingEnv"]
+    if isinstance(u, FrozenLakeEnv):  # S start, F frozen, H hole, G goal; left, down, right, up
+        return [[c.decode() for c in row] for row in u.desc], [(-1, 0), (0, 1), (1, 0), (0, -1)]
+    if isinstance(u, CliffWalkingEnv):  # its documented map: S and G at the bottom corners, the cliff C between them
+        rows, cols = u.shape
+        cells = [["F"] * cols for _ in range(rows - 1)] + [["S"] + ["C"] * (cols - 2) + ["G"]]
+        return cells, [(0, -1), (1, 0), (0, 1), (-1, 0)]  # up, right, down, left
     return None
 
 
 def viridis(values: np.ndarray) -> np.ndarray:
     """BGR colours for `values` scaled to their range: viridis, dark low, yellow high."""
-    span = values.max() - values.min()
-    scaled = (values - values.min()) / span if span > 0 else np.zeros_like(values)
+    scaled = (values - values.min()) / (np.ptp(values) or 1)  # all values equal: all the lowest colour
     return cv2.applyColorMap(np.uint8(np.round(255 * scaled)), cv2.COLORMAP_VIRIDIS).reshape(*values.shape, 3)
 
 
-def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale: float = 0.35,
-               thickness: int = 1):
+def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale=0.4, thickness=1):
     """A w × h box of `colour` with `text` at its top left, black on light colours, white on dark ones."""
     cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), tuple(map(int, colour)), -1)
     ink = (0, 0, 0) if sum(map(int, colour)) > 400 else (255, 255, 255)
@@ -497,33 +428,32 @@ def colour_bar(label: str, low: float, high: float, width: int, height: int = 26
     texts = (f"{label}: {low:.3g}", f"{high:.3g}")
     left, right = (cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 8 for text in texts)
     strip[6:-6, left:width - right] = viridis(np.arange(width - left - right, dtype=float))
-    filled_box(strip, 0, 0, left, height, WHITE, texts[0], 0.4)
-    filled_box(strip, width - right, 0, right, height, WHITE, texts[1], 0.4)
+    filled_box(strip, 0, 0, left, height, WHITE, texts[0])
+    filled_box(strip, width - right, 0, right, height, WHITE, texts[1])
     return strip
 
 
 def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent: int | None = None, cell=72):
-    """The map, each cell shaded by its value max_a Q(s, a), with its letter and an arrow from its centre the way the
-    greedy action (argmax, as scored) moves; none on H, G (terminal) and C (cliff). `agent`: a state to mark red.
-    Below, the legend: the colours of the cells that are not shaded, and the value scale."""
+    """The map, each cell shaded by max_a Q(s, a), with its letter and an arrow the way the greedy action (argmax) moves
+    (none on H, G, C), `agent` in red; below, the colours of the unshaded cells and the value scale."""
     n_rows, n_cols = len(cells), len(cells[0])
     values, policy = q_table.max(axis=1), q_table.argmax(axis=1)
     img, shades = np.full((n_rows * cell, n_cols * cell, 3), 255, np.uint8), viridis(values)  # white: grid lines
     for s in range(n_rows * n_cols):
-        letter, x0, y0 = cells[s // n_cols][s % n_cols], (s % n_cols) * cell, (s // n_cols) * cell
+        row, col = divmod(s, n_cols)
+        letter, centre = cells[row][col], (col * cell + cell // 2, row * cell + cell // 2)
         colour = CELLS[letter][1] if letter in CELLS else shades[s]
-        ink = filled_box(img, x0 + 1, y0 + 1, cell - 2, cell - 2, colour, letter, 0.7, 2)
+        ink = filled_box(img, col * cell + 1, row * cell + 1, cell - 2, cell - 2, colour, letter, 0.7, 2)
         if letter not in CELLS:
-            (dx, dy), centre = moves[policy[s]], (x0 + cell // 2, y0 + cell // 2)
+            dx, dy = moves[policy[s]]
             tip = (centre[0] + int(dx * cell * 0.38), centre[1] + int(dy * cell * 0.38))
             cv2.arrowedLine(img, centre, tip, ink, 2, cv2.LINE_AA, tipLength=0.35)
-    if agent is not None:
-        centre = ((agent % n_cols) * cell + cell // 2, (agent // n_cols) * cell + cell // 2)
-        cv2.circle(img, centre, cell // 5, (0, 0, 255), -1, cv2.LINE_AA)
+        if s == agent:
+            cv2.circle(img, centre, cell // 5, (0, 0, 255), -1, cv2.LINE_AA)
     swatches = np.full((26, img.shape[1], 3), 255, np.uint8)
     for i, letter in enumerate(letter for letter in CELLS if any(letter in row for row in cells)):
         filled_box(swatches, 4 + 80 * i, 4, 18, 18, CELLS[letter][1], "")
-        filled_box(swatches, 24 + 80 * i, 0, 56, 26, WHITE, CELLS[letter][0], 0.4)
+        filled_box(swatches, 24 + 80 * i, 0, 56, 26, WHITE, CELLS[letter][0])
     return np.vstack([img, swatches, colour_bar("max Q", values.min(), values.max(), img.shape[1])])
 
 
@@ -534,27 +464,25 @@ def draw_q_heatmap(q_table: np.ndarray, action_names: list[str]) -> np.ndarray:
     h, w, title, header, label = max(2, min(22, 1200 // n_states)), 64, 20, 24, 48
     top = title + header  # the axis title "action" over the actions' names; "state" over the states' numbers
     img, shades = np.full((top + n_states * h, label + n_actions * w, 3), 255, np.uint8), viridis(q_table)
-    filled_box(img, label, 0, n_actions * w, title, WHITE, "action", 0.4)
-    filled_box(img, 0, title, label, header, WHITE, "state", 0.4)
+    filled_box(img, label, 0, n_actions * w, title, WHITE, "action")
+    filled_box(img, 0, title, label, header, WHITE, "state")
     for a, name in enumerate(action_names):
-        filled_box(img, label + a * w, title, w, header, WHITE, name, 0.4)
+        filled_box(img, label + a * w, title, w, header, WHITE, name)
     for s in range(n_states):
         y0 = top + s * h
-        filled_box(img, 0, y0, label, h, WHITE, str(s) if h >= 12 else "")
+        filled_box(img, 0, y0, label, h, WHITE, str(s) if h >= 12 else "", 0.35)
         for a in range(n_actions):
-            filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.3g}" if h >= 14 else "")
+            filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.3g}" if h >= 14 else "", 0.35)
         if q_table[s].max() > q_table[s].min():
             x0 = label + q_table[s].argmax() * w
             cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (0, 0, 255), 1)
     return np.vstack([img, colour_bar("Q(s, a)", q_table.min(), q_table.max(), img.shape[1])])
 
 
-ANSI_COLOURS = {"34": (255, 80, 0), "35": (200, 0, 200), "42": (0, 200, 0), "43": (0, 220, 255)}  # BGR
-
-
 def draw_ansi(text: str, rows: int = 10, cols: int = 24) -> np.ndarray:
     """A text render (render_mode="ansi": Taxi) on a fixed grid of rows × cols characters (one frame size for a video)
     with gymnasium's colours as boxes: passenger blue, destination magenta, taxi yellow (empty) or green (full)."""
+    colours = {"34": (255, 80, 0), "35": (200, 0, 200), "42": (0, 200, 0), "43": (0, 220, 255)}  # BGR
     img = np.full((rows * 24, cols * 14, 3), 255, np.uint8)
     for r, line in enumerate(text.strip("\n").split("\n")[:rows]):
         c, style = 0, ""
@@ -563,55 +491,39 @@ def draw_ansi(text: str, rows: int = 10, cols: int = 24) -> np.ndarray:
                 style = "" if token == "0" else token.split(";")[0]
                 continue
             for char in token[: max(0, cols - c)]:
-                filled_box(img, c * 14, r * 24, 14, 24, ANSI_COLOURS.get(style, (255, 255, 255)), char, 0.5)
+                filled_box(img, c * 14, r * 24, 14, 24, colours.get(style, WHITE), char, 0.5)
                 c += 1
     return img
 
 
-def record_video(args: Args, q_table: np.ndarray, path: str, max_steps: int = 200) -> None:
-    """Greedy episodes (argmax, as scored), at most `max_steps` each (CliffWalking has no time limit), drawn by OpenCV
-    (gymnasium's renderer needs pygame): the policy map and the agent as a red dot, or the ANSI text render (Taxi)."""
+def record_video(args: Args, q_table: np.ndarray, writer: SummaryWriter, path: str, step: int) -> None:
+    """3 greedy episodes (argmax, as scored) as an mp4 and, in TensorBoard, an animated GIF (no moviepy needed),
+    drawn by OpenCV (gymnasium's needs pygame): the policy map with the agent in red, or the ANSI render (Taxi)."""
     env = make_env(args, render_mode="ansi")  # the text render, drawn for envs that are not a grid (Taxi)
-    layout, writer = grid_layout(env), None
+    layout, frames = grid_layout(env), []
     for episode in range(3):
         obs, _ = env.reset(seed=args.seed + episode)
         terminated = truncated = False
-        for t in range(max_steps + 1):
-            frame = draw_policy_map(*layout, q_table, agent=obs) if layout else draw_ansi(env.render())
-            if writer is None:
-                writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 4, (frame.shape[1], frame.shape[0]))
-            writer.write(frame)
-            if terminated or truncated or t == max_steps:
+        for t in range(201):  # at most 200 steps: CliffWalking has no time limit
+            frames.append(draw_policy_map(*layout, q_table, agent=obs) if layout else draw_ansi(env.render()))
+            if terminated or truncated or t == 200:
                 break
             obs, _, terminated, truncated, _ = env.step(int(q_table[obs].argmax()))
-    writer.release()
     env.close()
-
-
-def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames: int = 100, max_width: int = 300):
-    """Show an mp4 in TensorBoard as an animated GIF (OpenCV encodes it; no moviepy): its first `max_frames` frames,
-    at most `max_width` px wide (OpenCV's GIFs take some 30 kB a frame)."""
-    capture, frames = cv2.VideoCapture(path), []
-    while len(frames) < max_frames and (grabbed := capture.read())[0]:
-        scale = min(1.0, max_width / grabbed[1].shape[1])
-        frames.append(cv2.resize(grabbed[1], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
-    capture.release()
-    if not frames:  # OpenCV's video writer does not raise when it cannot write
-        raise OSError(f"the video {path} could not be written (is the disk full?)")
-    animation = cv2.Animation()
-    animation.frames, animation.durations = frames, [250] * len(frames)  # 4 frames a second, as the mp4
-    _, gif = cv2.imencodeanimation(".gif", animation)
     height, width = frames[0].shape[:2]
-    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif.tobytes())
-    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
-
-
-def available_memory() -> float:
-    """Bytes of memory the OS can give this run (Linux's MemAvailable counts the caches it can free), else inf."""
-    meminfo = Path("/proc/meminfo")
-    if not meminfo.exists():
-        return float("inf")
-    return int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024
+    video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 4, (width, height))  # 4 frames a second
+    for frame in frames:
+        video.write(frame)
+    video.release()
+    if not cv2.VideoCapture(path).read()[0]:  # OpenCV's video writer does not raise when it cannot write
+        raise OSError(f"the video {path} could not be written (is the disk full?)")
+    scale = min(1.0, 300 / width)  # the GIF: the first 100 frames, at most 300 px wide (some 30 kB a frame)
+    small = [cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for frame in frames[:100]]
+    animation = cv2.Animation()
+    animation.frames, animation.durations = small, [250] * len(small)  # 4 frames a second, as the mp4
+    gif = cv2.imencodeanimation(".gif", animation)[1].tobytes()
+    image = Summary.Image(height=small[0].shape[0], width=small[0].shape[1], colorspace=3, encoded_image_string=gif)
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag="videos/greedy", image=image)]), step)
 
 
 def is_name(name: str) -> bool:
@@ -621,15 +533,14 @@ def is_name(name: str) -> bool:
 
 def check_args(args: Args) -> None:
     """Reject impossible flag values before anything is written. NaN and ±inf fail every range below."""
-    memory = 0.9 * available_memory()
-    episode_bytes = 3 * 8 * args.total_episodes  # returns, lengths, successes: a float64 each per episode
     map_bytes = 8 * args.map_size**4 * (4 + 3)  # T (n² × 4 actions, n = size² states) and the solve's n × n matrices
+    meminfo = Path("/proc/meminfo")  # Linux's MemAvailable counts the caches it can free; elsewhere: no limit
+    memory = 0.9 * (int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024 if meminfo.exists()
+                    else np.inf)
     # the run folder is made under the nearest part of --runs-dir that exists, which must then be a folder
     runs_base = next(p for p in (Path(args.runs_dir), *Path(args.runs_dir).parents) if os.path.exists(p))
     checks = [
-        ("total_episodes", args.total_episodes > 0, "must be a positive number of episodes"),
-        ("total_episodes", episode_bytes <= memory, f"the per-episode statistics need {episode_bytes / 2**30:,.1f} "
-                                                    f"GiB of memory but {memory / 2**30:,.1f} GiB is available"),
+        ("total_episodes", args.total_episodes is None or args.total_episodes > 0, "must be a positive number"),
         ("learning_rate", 0 < args.learning_rate <= 1, "must be in (0, 1]"),
         ("lr_decay_exponent", 0 <= args.lr_decay_exponent <= 1, "must be in [0, 1]"),
         ("gamma", 0 <= args.gamma < 1, "must be in [0, 1)"),
@@ -658,8 +569,7 @@ def check_args(args: Args) -> None:
 
 
 def quiet_writer_thread(hook: threading.ExceptHookArgs):
-    """TensorBoard's writer thread hands a failed write (a full disk) to the main thread, which reports it in one
-    line, then re-raises it: that second report, a traceback, is left out."""
+    """A failed write (a full disk) in TensorBoard's writer thread: main() reports it in one line, not this thread."""
     if not issubclass(hook.exc_type, OSError):
         threading.__excepthook__(hook)
 
