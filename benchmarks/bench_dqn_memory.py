@@ -32,10 +32,9 @@ def main():
     rb = m.ReplayBuffer(options.transitions, 1, torch.device("cpu"), seed=0)
     q_network, target_network = m.QNetwork(envs.single_action_space.n), m.QNetwork(envs.single_action_space.n)
     optimizer = torch.optim.Adam(q_network.parameters(), lr=1e-4)
-    obs, _ = envs.reset(seed=0)
-    rb.start_episodes()
+    obs, _ = envs.reset(seed=0)  # (a new replay memory begins an episode in every env)
     for step in range(options.transitions):
-        obs = step_and_store(envs, rb, obs, envs.action_space.sample())
+        obs, _ = step_and_store(envs, rb, obs, envs.action_space.sample())
         if step % 20_000 == 1_000:
             loss, _ = m.td_loss(q_network, target_network, rb.sample(32), 0.99, "mse")
             optimizer.zero_grad()

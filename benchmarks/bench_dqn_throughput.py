@@ -51,11 +51,11 @@ def per_call(fn, repeats: int, warmup: int = 20) -> float:
 def env_time(envs, rb, num_envs: int) -> float:
     """Seconds per agent step of stepping `envs` with random actions and storing the transitions in `rb`."""
     obs, _ = envs.reset(seed=0)
-    rb.start_episodes()
+    rb.start_episodes(np.ones(num_envs, dtype=bool))  # every env begins an episode
     steps = 2000 // num_envs
     start = time.perf_counter()
     for _ in range(steps):
-        obs = step_and_store(envs, rb, obs, envs.action_space.sample())
+        obs, _ = step_and_store(envs, rb, obs, envs.action_space.sample())
     t_env = (time.perf_counter() - start) / steps / num_envs
     envs.close()
     return t_env
@@ -107,7 +107,6 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
     # a large memory: the frames of the real transitions, repeated (sampling cost depends on size, not content)
     large = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
     stacks, zeros = obs.numpy(), np.zeros(num_envs, np.int64)
-    large.start_episodes()
     for _ in range(large_memory // num_envs):
         large.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
     times["t_update_large"] = per_call(lambda: update(large), 300)

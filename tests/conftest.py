@@ -1,13 +1,19 @@
 import pytest
+from fixture_envs import make_pixel_env
 from helpers import load_script
 
-DQN_SCRIPTS = ["dqn_atari", "double_dqn_atari"]
+
+@pytest.fixture
+def dqn():
+    """dqn_atari.py, imported as a module. It stands for both DQN scripts: test_double_dqn.py proves that they differ
+    only in the docstring and the TD target, and tests what that difference does."""
+    return load_script("dqn_atari")
 
 
-@pytest.fixture(params=DQN_SCRIPTS)
-def dqn(request):
-    """Each DQN script, imported as a module: the tests that take it hold for every one of them."""
-    return load_script(request.param)
+@pytest.fixture
+def pixel_games(dqn, monkeypatch):
+    """The script makes the small pixel games of tests/fixture_envs.py (Catch, ...) where it would make Atari games."""
+    monkeypatch.setattr(dqn, "make_env", make_pixel_env)
 
 
 @pytest.fixture

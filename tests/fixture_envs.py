@@ -35,16 +35,9 @@ class Catch(gym.Env):
         reward = (1.0 if self.paddle == self.ball_col else -1.0) if terminated else 0.0
         return self._obs(), reward, terminated, False, {}
 
-
-def make_catch_env(env_id, seed, idx, training=True, render_mode=None):
-    """Drop-in for a DQN script's `make_env`: Catch with episode statistics and a stack of 4 frames."""
-
-    def thunk():
-        env = gym.wrappers.FrameStackObservation(gym.wrappers.RecordEpisodeStatistics(Catch()), 4)
-        env.action_space.seed(seed + idx)
-        return env
-
-    return thunk
+    def render(self):
+        """The screen as RGB, for videos."""
+        return np.repeat(self._obs()[:, :, None], 3, axis=2)
 
 
 class RandomFrames(gym.Env):
@@ -70,3 +63,40 @@ class RandomFrames(gym.Env):
         ended = self.steps_left == 0
         terminated = ended and bool(self.np_random.random() < 0.5)
         return self._frame(), float(self.next_reward), terminated, ended and not terminated, {}
+
+
+class LosingLives(gym.Env):
+    """A game of 3 lives, 2 steps each, that reports them as the ALE does (`info["lives"]`): every step scores 2
+    points, the second step of each life loses it, the last one ends the game. The first pixel of an observation
+    is the step count."""
+
+    def __init__(self):
+        self.observation_space = gym.spaces.Box(0, 255, (84, 84), np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+
+    def _obs(self):
+        return np.full((84, 84), self.steps, np.uint8)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.steps = 0
+        return self._obs(), {"lives": 3}
+
+    def step(self, action):
+        self.steps += 1
+        return self._obs(), 2.0, self.steps == 6, False, {"lives": 3 - self.steps // 2}
+
+
+GAMES = {"Catch": Catch, "LosingLives": LosingLives}
+
+
+def make_pixel_env(env_id, seed, idx, training=True, render_mode=None):
+    """Drop-in for a DQN script's `make_env`: the game `env_id` names (Catch, LosingLives), with episode statistics
+    and a stack of 4 frames."""
+
+    def thunk():
+        env = gym.wrappers.FrameStackObservation(gym.wrappers.RecordEpisodeStatistics(GAMES[env_id]()), 4)
+        env.action_space.seed(seed + idx)
+        return env
+
+    return thunk

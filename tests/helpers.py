@@ -1,11 +1,17 @@
-"""Shared test helpers: import a top-level script as a module so tests can reach its functions."""
+"""Shared test helpers: import a top-level script as a module, run a script as a user does, read its one error
+line, mount a small disk; and the DQN scripts' test tools (a Catch run, hand-made Q-networks and minibatches)."""
 
+import contextlib
 import importlib.util
+import os
 import struct
+import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,16 +27,92 @@ def load_script(name: str):
     return module
 
 
+def script_command(script: str, *argv) -> list[str]:
+    """The command line that runs `ROOT/{script}` (a file name: "dqn_atari.py") with this Python."""
+    return [sys.executable, str(ROOT / script), *argv]
+
+
+def run_script(script: str, cwd, *argv, env=None) -> subprocess.CompletedProcess:
+    """Run a script as a user would, in `cwd`, and capture what it prints."""
+    return subprocess.run(script_command(script, *argv), cwd=cwd, capture_output=True, text=True, env=env)
+
+
+def one_error_line(stderr: str) -> str:
+    """The single line a failed run printed on stderr: `error: ...`, and nothing else (no traceback)."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(path: Path, options: str):
+    """A tmpfs mounted at `path` with mount's `options` (root only, else the test is skipped), always unmounted
+    (lazily: a file closed a moment ago may still count as in use)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    path.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if mount.returncode:
+        pytest.skip(f"mount -t tmpfs failed: {mount.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+# ---- The DQN scripts ---------------------------------------------------------------------------------------------
 def step_and_store(envs, rb, obs, actions):
     """One step of a DQN script's training loop without the learning: step the vector env (same-step autoreset)
-    and store the transitions in the replay memory `rb` as train() does. Returns the next observations."""
+    and store the transitions in the replay memory `rb` as train() does. Returns the next observations and the
+    stored transitions (s, a, r, s', terminated), one row per env."""
     next_obs, rewards, terminations, truncations, infos = envs.step(actions)
     real_next_obs = next_obs.copy()
     for env in np.flatnonzero(terminations | truncations):
         real_next_obs[env] = infos["final_obs"][env]
     rb.add(obs, real_next_obs, actions, rewards, terminations)
-    rb.start_episodes(where=terminations | truncations)
-    return next_obs
+    rb.start_episodes(terminations | truncations)
+    return next_obs, (obs, actions, rewards, real_next_obs, terminations)
+
+
+def catch_args(dqn, total_timesteps, **overrides):
+    """Catch settings: the Huber loss (the paper's clipped TD error) with Adam at 5e-4, one update per step, a
+    target copy every 250 steps, the whole run in the replay memory."""
+    flags = dict(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=1,
+                 learning_rate=5e-4, loss="huber", target_network_frequency=250, buffer_size=total_timesteps,
+                 exploration_fraction=0.25)
+    return dqn.Args(**flags | overrides)
+
+
+def catch_run(dqn, folder, total_timesteps=400, **overrides):
+    """A short Catch run in `folder` (learning from step 100, a target copy every 50 steps, 2 evaluation games);
+    returns the online network. The test patches the script's make_env (the `pixel_games` fixture)."""
+    args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "target_network_frequency": 50,
+                                                  "eval_episodes": 2, "runs_dir": str(folder)} | overrides))
+    return dqn.main(args)
+
+
+def run_dir_of(runs_dir: Path) -> Path:
+    """The one run folder in `runs_dir`."""
+    (run_dir,) = runs_dir.iterdir()
+    return run_dir
+
+
+class FixedQ(torch.nn.Module):
+    """A 'network' whose Q-values are rows of a table, chosen by the first pixel of the observation."""
+
+    def __init__(self, table):
+        super().__init__()
+        self.table = torch.tensor(table, dtype=torch.float32)
+
+    def forward(self, x):
+        return self.table[x[:, 0, 0, 0].long()]
+
+
+def batch_of(dqn, obs_rows, actions, next_rows, rewards, terminations):
+    """A ReplayBatch whose stacks are filled with one pixel value each: the row of a FixedQ table."""
+    pixels = lambda rows: torch.tensor(rows, dtype=torch.uint8)[:, None, None, None].expand(-1, 4, 84, 84)
+    return dqn.ReplayBatch(pixels(obs_rows), torch.tensor(actions)[:, None], pixels(next_rows),
+                           torch.tensor(rewards), torch.tensor(terminations))
 
 
 def wandb_offline_records(wandb_dir) -> list:

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import load_script
-from test_dqn_scripts import FixedQ, batch_of
+from fixture_envs import make_pixel_env
+from helpers import FixedQ, batch_of, catch_args, load_script
 
 dqn, double_dqn = load_script("dqn_atari"), load_script("double_dqn_atari")
 
@@ -84,3 +84,12 @@ def test_double_dqn_overestimates_noisy_values_less_than_dqn(seed):
     dqn_q, double_q = mean_q_after_training(dqn, seed), mean_q_after_training(double_dqn, seed)
     assert dqn_q > 0.25  # the max over noisy estimates: a large positive bias (true value: 0)
     assert abs(double_q) < abs(dqn_q) / 2
+
+
+@pytest.mark.slow
+def test_double_dqn_learns_catch_from_pixels(tmp_path, monkeypatch):
+    """As DQN does in test_dqn_scripts.py, with the same settings: 4,000 steps, 3,500 updates."""
+    monkeypatch.setattr(double_dqn, "make_env", make_pixel_env)
+    q_network = double_dqn.main(catch_args(double_dqn, 4000, runs_dir=str(tmp_path)))
+    greedy = double_dqn.evaluate(q_network, "Catch", 123, eval_episodes=100, epsilon=0.0, device=torch.device("cpu"))
+    assert np.mean(greedy.returns) >= 0.8  # uniformly random play: below 0

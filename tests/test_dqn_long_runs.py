@@ -1,4 +1,4 @@
-"""Long runs that survive: checkpoints and resume, evaluation and videos, and clear errors, for each DQN script."""
+"""Long runs that survive: checkpoints and resume, evaluation and videos, and clear errors."""
 
 import signal
 import subprocess
@@ -9,21 +9,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from fixture_envs import make_catch_env
+from fixture_envs import make_pixel_env
+from helpers import catch_run, one_error_line, run_dir_of, run_script, script_command
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from test_dqn_scripts import catch_args, run_script, script_command
-
-
-def catch_run(dqn, tmp_path, total_timesteps=400, **overrides):
-    """A short Catch run in tmp_path (learning from step 100); returns the online network."""
-    args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "target_network_frequency": 50,
-                                                  "eval_episodes": 2, "runs_dir": str(tmp_path)} | overrides))
-    return dqn.main(args, make_env=make_catch_env)
-
-
-def run_dir_of(tmp_path):
-    (run_dir,) = tmp_path.iterdir()
-    return run_dir
 
 
 def interrupt_at_first_checkpoint(dqn, monkeypatch):
@@ -57,29 +45,30 @@ def assert_same_leaves(a, b, skip=()):
 
 
 # ------------------------------------------------------------------ resume
-def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, tmp_path):
+def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, pixel_games, tmp_path):
     catch_run(dqn, tmp_path, total_timesteps=270, checkpoint_frequency=270)  # ends at an episode boundary
     path = run_dir_of(tmp_path) / "checkpoint.pt"
     saved = torch.load(path, weights_only=True)
     # resume with nothing left to do: the checkpoint written at the end is the state as restored
-    dqn.main(dqn.parse_args(["--resume", str(path.parent)]), make_env=make_catch_env)
+    dqn.main(dqn.parse_args(["--resume", str(path.parent)]))
     assert_same_leaves(saved, torch.load(path, weights_only=True), skip=("/args/resume",))
 
 
-def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, tmp_path, monkeypatch):
-    uninterrupted = catch_run(dqn, tmp_path / "a").state_dict()
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, pixel_games, tmp_path, monkeypatch, num_envs):
+    uninterrupted = catch_run(dqn, tmp_path / "a", num_envs=num_envs).state_dict()
     interrupt_at_first_checkpoint(dqn, monkeypatch)
-    with pytest.raises(SystemExit) as stop:  # 270 = 30 Catch episodes: an episode boundary
-        catch_run(dqn, tmp_path / "b", checkpoint_frequency=270)
+    with pytest.raises(SystemExit) as stop:  # 270 agent steps = 30 Catch episodes of every env: a boundary for all
+        catch_run(dqn, tmp_path / "b", checkpoint_frequency=270, num_envs=num_envs)
     assert stop.value.code == 130  # interrupted: not a finished run
     run_dir = run_dir_of(tmp_path / "b")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 270
-    resumed = dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env).state_dict()
+    resumed = dqn.main(dqn.parse_args(["--resume", str(run_dir)])).state_dict()
     for name in uninterrupted:
         assert torch.equal(uninterrupted[name], resumed[name]), name
 
 
-def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(dqn, tmp_path, monkeypatch):
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(dqn, pixel_games, tmp_path, monkeypatch):
     real_save, calls = torch.save, []
 
     def save_half_then_die(obj, path):
@@ -95,14 +84,14 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(dqn, tm
     monkeypatch.setattr(torch, "save", real_save)
     run_dir = run_dir_of(tmp_path)
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 150
-    dqn.main(dqn.parse_args(["--resume", str(run_dir)]), make_env=make_catch_env)
+    dqn.main(dqn.parse_args(["--resume", str(run_dir)]))
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 400
 
 
-def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(dqn, tmp_path):
+def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(tmp_path):
     flags = ["--total-timesteps", "2400", "--learning-starts", "1000", "--buffer-size", "2400",
              "--checkpoint-frequency", "1400", "--eval-episodes", "1"]
-    process = subprocess.Popen(script_command(dqn, *flags), cwd=tmp_path, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(script_command("dqn_atari.py", *flags), cwd=tmp_path, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not list(tmp_path.glob("runs/*/checkpoint.pt")) and time.time() < deadline:
@@ -111,7 +100,7 @@ def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(
     process.kill()
     process.wait()
     (run_dir,) = (tmp_path / "runs").iterdir()
-    result = run_script(dqn, tmp_path, "--resume", str(run_dir))
+    result = run_script("dqn_atari.py", tmp_path, "--resume", str(run_dir))
     assert result.returncode == 0 and "resumed" in result.stdout and "lost" in result.stdout
     events = EventAccumulator(str(run_dir))
     events.Reload()
@@ -121,7 +110,7 @@ def test_a_run_killed_with_sigkill_resumes_with_a_continuous_tensorboard_record(
     assert events.Scalars("eval/episodic_return")[-1].step == 2400
 
 
-def test_the_update_count_depends_on_agent_steps_not_on_the_number_of_envs(dqn, tmp_path, monkeypatch):
+def test_the_update_count_depends_on_agent_steps_not_on_the_number_of_envs(dqn, pixel_games, tmp_path, monkeypatch):
     real_td_loss, updates = dqn.td_loss, {}
     for num_envs in (1, 4):
         monkeypatch.setattr(dqn, "td_loss", lambda *args, n=num_envs: updates.update({n: updates.get(n, 0) + 1})
@@ -151,22 +140,22 @@ class Played(gym.wrappers.RecordEpisodeStatistics):
 
 
 @pytest.fixture
-def counted_breakout(dqn):
-    """evaluate()'s make_env for Breakout, remembering the flags it was given, counting steps and actions."""
-    made = []
+def counted_breakout(dqn, monkeypatch):
+    """The script's Breakout envs, each remembering the flags it was made with, counting its steps and actions."""
+    real_make_env, made = dqn.make_env, []
 
     def make(env_id, seed, idx, **kwargs):
-        env = Played(dqn.make_env(env_id, seed, idx, **kwargs)())
+        env = Played(real_make_env(env_id, seed, idx, **kwargs)())
         made.append((kwargs, env))
         return lambda: env
 
-    return make, made
+    monkeypatch.setattr(dqn, "make_env", make)
+    return made
 
 
 def test_evaluation_plays_full_games_with_the_eval_epsilon(dqn, counted_breakout):
-    make, made = counted_breakout
-    returns = dqn.evaluate(FireQ(), make, "BreakoutNoFrameskip-v4", 0, 2, 0.25, torch.device("cpu")).returns
-    ((kwargs, env),) = made
+    returns = dqn.evaluate(FireQ(), "BreakoutNoFrameskip-v4", 0, 2, 0.25, torch.device("cpu")).returns
+    ((kwargs, env),) = counted_breakout
     assert kwargs["training"] is False and len(returns) == 2
     assert env.unwrapped.ale.game_over()  # the second game ran to its end: all five lives
     assert list(env.return_queue) == returns and len(env.actions) > 300
@@ -175,28 +164,85 @@ def test_evaluation_plays_full_games_with_the_eval_epsilon(dqn, counted_breakout
 
 
 def test_a_recorded_video_opens_with_opencv_and_has_one_frame_per_step(dqn, counted_breakout, tmp_path):
-    make, made = counted_breakout
     path = str(tmp_path / "game.mp4")
-    dqn.evaluate(FireQ(), make, "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
+    dqn.evaluate(FireQ(), "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
     video = cv2.VideoCapture(path)
     assert video.isOpened()
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == made[0][1].length_queue[0] + 1  # + the reset screen
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == counted_breakout[0][1].length_queue[0] + 1  # + reset screen
     assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (160, 210)
 
 
-def test_eval_only_prints_every_game_and_the_mean(dqn, tmp_path, capsys):
-    catch_run(dqn, tmp_path, save_model=True)
-    model_path = run_dir_of(tmp_path) / f"{dqn.Args().exp_name}.pt"
-    capsys.readouterr()
-    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(model_path), eval_episodes=4,
-                      runs_dir=str(tmp_path)), make_env=make_catch_env)
+class Closes(gym.Wrapper):
+    """Remembers whether it was closed."""
+
+    closed = False
+
+    def close(self):
+        self.closed = True
+        super().close()
+
+
+@pytest.fixture
+def built_envs(dqn, monkeypatch):
+    """The script's envs are pixel games (as with `pixel_games`), listed as they are built; each remembers whether
+    it was closed."""
+    built = []
+
+    def make(env_id, seed, idx, **kwargs):
+        thunk = make_pixel_env(env_id, seed, idx, **kwargs)
+
+        def build():
+            built.append(Closes(thunk()))
+            return built[-1]
+
+        return build
+
+    monkeypatch.setattr(dqn, "make_env", make)
+    return built
+
+
+@pytest.fixture
+def saved_model(dqn, tmp_path):
+    """An untrained network for Catch's 3 actions, saved as --save-model saves one."""
+    torch.save(dqn.QNetwork(3).state_dict(), tmp_path / "model.pt")
+    return tmp_path / "model.pt"
+
+
+def test_eval_only_prints_every_game_and_the_mean(dqn, pixel_games, saved_model, tmp_path, capsys):
+    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(saved_model), eval_episodes=4,
+                      runs_dir=str(tmp_path / "runs")))
     lines = capsys.readouterr().out.splitlines()
     returns = [float(line.split("return ")[1]) for line in lines if line.startswith("eval game")]
     assert len(returns) == 4 and set(returns) <= {-1.0, 1.0}
-    assert lines[-1].startswith(f"mean return over 4 games: {np.mean(returns):.2f}")
+    assert lines[-1] == f"mean return over 4 games: {np.mean(returns):.2f}"
+    assert not (tmp_path / "runs").exists()  # nothing to write without --capture-video
 
 
-def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(dqn, tmp_path, monkeypatch, capsys):
+def test_eval_only_with_capture_video_records_every_game_in_a_run_folder(dqn, pixel_games, saved_model, tmp_path,
+                                                                        capsys):
+    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(saved_model), eval_episodes=2,
+                      capture_video=True, runs_dir=str(tmp_path / "runs")))
+    videos = run_dir_of(tmp_path / "runs") / "videos"
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f" (videos in {videos})")
+    assert sorted(path.name for path in videos.iterdir()) == ["eval-0.mp4", "eval-1.mp4"]
+    for path in videos.iterdir():  # a Catch game is 9 steps: the screen after the reset and after each step
+        assert int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+
+
+def test_eval_only_checks_the_model_file_before_it_builds_an_env(dqn, built_envs, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(tmp_path / "missing.pt")))
+    assert stop.value.code == 2 and "--model-path" in one_error_line(capsys.readouterr().err)
+    assert built_envs == []
+
+
+def test_eval_only_closes_every_env_it_builds(dqn, built_envs, saved_model):
+    dqn.main(dqn.Args(env_id="Catch", eval_only=True, model_path=str(saved_model), eval_episodes=1))
+    assert len(built_envs) == 2 and all(env.closed for env in built_envs)  # to count the actions, and to play
+
+
+def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(dqn, pixel_games, tmp_path, monkeypatch,
+                                                                        capsys):
     real_td_loss, calls = dqn.td_loss, []
 
     def nan_after_150_updates(*args):
@@ -207,7 +253,7 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(dqn, tmp
     monkeypatch.setattr(dqn, "td_loss", nan_after_150_updates)
     with pytest.raises(SystemExit) as stop:
         catch_run(dqn, tmp_path, checkpoint_frequency=200)
-    assert stop.value.code == 1 and "TD loss became nan at step 251" in capsys.readouterr().err
+    assert stop.value.code == 1 and "TD loss became nan at step 251" in one_error_line(capsys.readouterr().err)
     saved = torch.load(run_dir_of(tmp_path) / "checkpoint.pt", weights_only=True)
     assert saved["global_step"] == 200
     assert all(torch.isfinite(w).all() for w in saved["q_network"].values())
@@ -230,16 +276,17 @@ BAD_FLAGS = [
     ({"resume": "corrupt.pt"}, "--resume corrupt.pt: not a readable checkpoint"),
     ({"seed": -1}, "--seed -1: must be in [0, 2**32)"),
     ({"seed": 2**32}, "--seed 4294967296: must be in [0, 2**32)"),
-    ({"learning_rate": float("nan")}, "--learning-rate nan: must be a finite number"),
-    ({"learning_rate": float("inf")}, "--learning-rate inf: must be a finite number"),
-    ({"start_e": float("nan")}, "--start-e nan: must be a finite number"),
-    ({"end_e": float("nan")}, "--end-e nan: must be a finite number"),
-    ({"exploration_fraction": float("nan")}, "--exploration-fraction nan: must be a finite number"),
+    ({"learning_rate": float("nan")}, "--learning-rate nan: must be positive and finite"),
+    ({"learning_rate": float("inf")}, "--learning-rate inf: must be positive and finite"),
+    ({"start_e": float("nan")}, "--start-e nan: must be in [0, 1]"),
+    ({"end_e": float("nan")}, "--end-e nan: must be in [0, 1]"),
+    ({"exploration_fraction": float("nan")}, "--exploration-fraction nan: must be in (0, 1]"),
     ({"start_e": 5.0}, "--start-e 5.0: must be in [0, 1]"),
     ({"start_e": -3.0, "end_e": -4.0}, "--start-e -3.0: must be in [0, 1]"),
     ({"exploration_fraction": 2.0}, "--exploration-fraction 2.0: must be in (0, 1]"),
-    ({"gamma": float("nan")}, "--gamma nan: must be a finite number"),
-    ({"eval_epsilon": float("inf")}, "--eval-epsilon inf: must be a finite number"),
+    ({"gamma": float("nan")}, "--gamma nan: must be in [0, 1)"),
+    ({"tau": float("nan")}, "--tau nan: must be in (0, 1]"),
+    ({"eval_epsilon": float("inf")}, "--eval-epsilon inf: must be in [0, 1]"),
 ]
 
 
@@ -249,14 +296,5 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(dqn, tmp_path, monke
     (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(SystemExit) as stop:
         dqn.main(dqn.Args(runs_dir=str(tmp_path / "runs"), **flags))
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and err.count("\n") == 1 and message in err
+    assert stop.value.code == 2 and message in one_error_line(capsys.readouterr().err)
     assert [p.name for p in tmp_path.iterdir()] == ["corrupt.pt"]
-
-
-def test_resume_refuses_a_changed_flag_that_defines_the_run(dqn, tmp_path, capsys):
-    catch_run(dqn, tmp_path, checkpoint_frequency=400, total_timesteps=400)
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as stop:
-        dqn.main(dqn.parse_args(["--resume", str(run_dir_of(tmp_path)), "--gamma", "0.5"]), make_env=make_catch_env)
-    assert stop.value.code == 2 and "--gamma 0.5: the checkpoint's run used 0.99" in capsys.readouterr().err
