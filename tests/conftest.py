@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 from fixture_envs import make_pixel_env
 from helpers import load_script
@@ -26,3 +28,12 @@ def offline_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_SILENT", "true")
     yield tmp_path
     wandb.teardown()
+
+
+@pytest.fixture(autouse=True)
+def sigint_handler_restored():
+    """The scripts' Ctrl-C handling, run in-process, may leave SIGINT ignored (the tabular script ignores a second
+    Ctrl-C while it stops): restore it, or the subprocesses of later tests inherit it and never see their Ctrl-C."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
