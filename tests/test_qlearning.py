@@ -18,7 +18,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import ROOT, load_script, wandb_offline_records
+from helpers import ROOT, load_script, mounted_tmpfs, wandb_offline_records
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -695,21 +695,6 @@ def test_run_name_names_the_folder_and_a_taken_one_is_refused_leaving_that_run_i
     message = f"error: --run-name mine: {tmp_path / 'mine'} already exists (choose another name)\n"
     assert (exit_.value.code, capsys.readouterr().err) == (2, message)
     assert folder_fingerprint(tmp_path) == before
-
-
-@contextlib.contextmanager
-def mounted_tmpfs(path: Path, options: str):
-    """A tmpfs mounted at `path` with mount's `options` (root only, else the test is skipped), always unmounted."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    path.mkdir()
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
-    if mount.returncode:
-        pytest.skip(f"mount -t tmpfs failed: {mount.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
 
 
 # 64 kB hold the start of the TensorBoard log but not the pictures and the video; a read-only tmpfs holds nothing
