@@ -459,12 +459,13 @@ def is_loopback(address: str) -> bool:
 
 
 def plan_runs(args: argparse.Namespace, flags: list[str]) -> list[Run]:
-    """Every script × env id × seed, in that order."""
+    """Every script × env id × seed, seed by seed: a sweep that stops early has every script and game at its first
+    seeds (Ray starts the runs in this order)."""
     checkpoints = {script: args.checkpoint_frequency if has_checkpoints(script) else None for script in args.scripts}
     return [Run(script=str(Path(script).resolve()), env_id=env_id, seed=seed,
                 runs_dir=str(Path(args.runs_dir).resolve()), common_flags=tuple(flags),
                 checkpoint_frequency=checkpoints[script], cwd=os.getcwd())
-            for script in args.scripts for env_id in args.env_ids for seed in args.seeds]
+            for seed in args.seeds for env_id in args.env_ids for script in args.scripts]
 
 
 def has_checkpoints(script: str) -> bool:
