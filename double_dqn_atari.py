@@ -392,8 +392,7 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
                     data = rb.sample(args.batch_size)
                     loss, q_sa = compute_td_loss(q_network, target_network, data, args.gamma, args.loss)
                     if not torch.isfinite(loss):  # stop before it reaches the weights
-                        fail(f"the TD loss became {loss.item()} at step {global_step:,}; training stopped before the "
-                             "weights were touched (lower --learning-rate?)", status=1)
+                        fail(f"the TD loss became {loss.item()} at step {global_step:,}: lower --learning-rate", 1)
                     if is_due(global_step, 100, args.num_envs):
                         writer.add_scalar("losses/td_loss", loss.item(), global_step)
                         writer.add_scalar("losses/q_values", q_sa.mean().item(), global_step)
@@ -423,18 +422,7 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
             save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, envs,
                             evaluation_pending)
     envs.close()
-    if tracking:
-        tracking.finish()
-    if ctrl_c.pressed:  # one error line, exit status 130: a run stopped early never looks finished (to a sweep either)
-        fail(f"interrupted (Ctrl-C) at step {global_step:,} of {args.total_timesteps:,}; " + (
-            f"continue it with --resume {run_dir}" if args.checkpoint_frequency else
-            f"no checkpoint (--checkpoint-frequency 0), the logs so far are in {run_dir}"), status=130)
-    if args.save_model:  # the online network's state_dict, what --eval-only --model-path plays
-        save_atomically(q_network.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"), global_step)
-        print(f"model saved to {os.path.join(run_dir, args.exp_name)}.pt")
-    if args.checkpoint_frequency:
-        print(f"checkpoint at step {global_step:,}: extend it with --resume {run_dir} --total-timesteps N")
-    print(f"done: {global_step:,} steps in {timedelta(seconds=round(time.time() - start_time))}")
+    finish_run(args, run_dir, q_network, global_step, ctrl_c.pressed, tracking, start_time)
     return q_network
 
 
@@ -444,7 +432,10 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
 def log_hyperparameters(writer: SummaryWriter, args: Args):
     """CleanRL's "hyperparameters" text table (every flag, this script's file and its git commit), and as HPARAMS
     columns the flags that make one run learn differently from another (the rest is bookkeeping). Only a session
-    record: with no experiment record of its own, the HPARAMS tab takes its columns from all runs in the folder."""
+    record: with no experiment record of its own, the HPARAMS tab takes its columns from all runs in the folder.
+    Also the CUSTOM SCALARS chart of the overestimation: the Q estimate over the return that followed."""
+    writer.add_custom_scalars({"eval": {"overestimation: eval/q_estimate against eval/discounted_return": [
+        "Multiline", ["eval/q_estimate", "eval/discounted_return"]]}})
     rows = asdict(args) | {"script": os.path.basename(__file__), "commit": git_commit()}
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items()))
     learning = ("exp_name", "env_id", "seed", "total_timesteps", "learning_rate", "gamma", "buffer_size", "batch_size",
@@ -476,6 +467,23 @@ def print_progress(args: Args, global_step: int, sps: float, recent_returns: deq
     print(f"step {global_step:,}/{last_step:,} ({100 * global_step / last_step:.1f}%) | SPS {sps:.0f} | "
           f"ETA {timedelta(seconds=round((last_step - global_step) / max(sps, 1e-9)))} | return {mean_return} "
           f"(last {len(recent_returns)} games) | ε {epsilon:.3f}", flush=True)
+
+
+def finish_run(args: Args, run_dir: str, q_network, global_step: int, interrupted: bool, tracking, start_time: float):
+    """Close W&B; a run that Ctrl-C stopped ends with one error line and exit status 130 (so it never looks finished,
+    to a sweep either); a finished one saves the model with --save-model and says how to extend it."""
+    if tracking:
+        tracking.finish()
+    if interrupted:
+        fail(f"interrupted (Ctrl-C) at step {global_step:,} of {args.total_timesteps:,}; " + (
+            f"continue it with --resume {run_dir}" if args.checkpoint_frequency else
+            f"no checkpoint (--checkpoint-frequency 0), the logs so far are in {run_dir}"), status=130)
+    if args.save_model:  # the online network's state_dict, what --eval-only --model-path plays
+        save_atomically(q_network.state_dict(), os.path.join(run_dir, f"{args.exp_name}.pt"), global_step)
+        print(f"model saved to {os.path.join(run_dir, args.exp_name)}.pt")
+    if args.checkpoint_frequency:
+        print(f"checkpoint at step {global_step:,}: extend it with --resume {run_dir} --total-timesteps N")
+    print(f"done: {global_step:,} steps in {timedelta(seconds=round(time.time() - start_time))}")
 
 
 class StopOnCtrlC:
@@ -641,8 +649,8 @@ def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: flo
     """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores). Next to the scores: how
     much value the network expects, max_a Q(s, a), and what followed, the discounted return from the same states
     measured as the TD target defines it (clipped rewards, cut at a lost life): van Hasselt et al.'s
-    overestimation figure. The first games are recorded as mp4, one path per game in `video_paths`: the screen
-    after the reset and after every agent step. Returns None if Ctrl-C was pressed (`ctrl_c.pressed`)."""
+    overestimation figure. The first games are recorded as mp4, one path per game in `video_paths`: at every agent
+    step the screen, with the values the agent sees beside it. Returns None if Ctrl-C was pressed (`ctrl_c.pressed`)."""
     env = make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)()
     returns, q_max, discounted = [], [], []
     for episode in range(eval_episodes):
@@ -650,22 +658,24 @@ def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: flo
         video = None
         if episode < len(video_paths):
             height, width, _ = env.render().shape
-            video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"mp4v"), 15, (width, height))
-            video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
-        rewards, lives_lost = [], []
+            # VP9 (fourcc "vp09") in mp4: a codec that browsers, W&B and GitHub play, and that OpenCV's wheel encodes
+            video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"vp09"), 15, (width + 160, height))
+        rewards, lives_lost, game_start = [], [], len(q_max)
         terminated = truncated = False
         while not (terminated or truncated or (ctrl_c is not None and ctrl_c.pressed)):
             with torch.no_grad():
                 q_values = q_network(torch.from_numpy(obs).to(device)[None])[0]
             explore = env.np_random.random() < epsilon
             action = env.action_space.sample() if explore else q_values.argmax().item()
+            q_max.append(q_values.max().item())
+            if video is not None:
+                frame = with_values(env.render(), q_values.cpu().numpy(), action, q_max[game_start:],
+                                    env.unwrapped.get_action_meanings())
+                video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
             lives = info.get("lives", 0)  # the ALE reports lives; other envs have none to lose
             obs, reward, terminated, truncated, info = env.step(action)
-            q_max.append(q_values.max().item())
             rewards.append(np.sign(reward))
             lives_lost.append(info.get("lives", 0) < lives)
-            if video is not None:
-                video.write(cv2.cvtColor(env.render(), cv2.COLOR_RGB2BGR))
         if video is not None:
             video.release()
         if ctrl_c is not None and ctrl_c.pressed:  # stopped within one agent step: no partial evaluation
@@ -685,6 +695,31 @@ def discounted_returns(rewards: list[float], ends: list[bool], gamma: float) -> 
         g = reward + gamma * g * (1 - end)
         returns.append(g)
     return returns[::-1]
+
+
+def with_values(screen: np.ndarray, q_values: np.ndarray, action: int, max_q_trace: list[float],
+                action_names: list[str]) -> np.ndarray:
+    """The screen and, beside it, the values the agent sees (as the Nature paper's value figure): above, Q(s, a) of
+    each action as a bar from a zero line (the action taken white); below, max_a Q(s, a) over the game so far. Both
+    on one scale, the largest |value| of the game so far at full height."""
+    height = screen.shape[0]
+    panel = np.zeros((height, 160, 3), np.uint8)
+    scale, half = max(np.abs(max_q_trace).max(), np.abs(q_values).max(), 1e-6), height // 4 - 14
+    bar_zero, trace_zero, width = height // 4 + 6, 3 * height // 4 + 6, 160 // len(q_values)
+    for zero in (bar_zero, trace_zero):
+        cv2.line(panel, (0, zero), (159, zero), (70, 70, 70))
+    for a, q in enumerate(q_values):
+        top = bar_zero - round(q / scale * half)
+        cv2.rectangle(panel, (a * width + 1, min(top, bar_zero)), ((a + 1) * width - 2, max(top, bar_zero)),
+                      (255, 255, 255) if a == action else (110, 110, 110), cv2.FILLED)
+    trace = [(i * 159 // max(len(max_q_trace) - 1, 1), trace_zero - round(q / scale * half))
+             for i, q in enumerate(max_q_trace)]
+    cv2.polylines(panel, [np.array(trace, np.int32)], False, (255, 200, 0))
+    cv2.putText(panel, f"{action_names[action]} {q_values[action]:.2f}", (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
+                (255, 255, 255))
+    cv2.putText(panel, f"max Q {max_q_trace[-1]:.2f}", (2, height // 2 + 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
+                (255, 200, 0))
+    return np.hstack([screen, panel])
 
 
 def evaluate_and_log(writer: SummaryWriter, args: Args, q_network, global_step: int, device, ctrl_c) -> bool:
@@ -720,7 +755,7 @@ def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames:
     animation = cv2.Animation()
     animation.frames = frames[:: math.ceil(len(frames) / max_frames)]
     animation.durations = [1000 * len(frames) // (15 * len(animation.frames))] * len(animation.frames)
-    _, gif = cv2.imencodeanimation(".gif", animation)
+    _, gif = cv2.imencodeanimation(".gif", animation, [cv2.IMWRITE_GIF_DITHER, 3])  # 3: no dither, no speckle
     height, width = frames[0].shape[:2]
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif.tobytes())
     writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)

@@ -39,6 +39,10 @@ class Catch(gym.Env):
         """The screen as RGB, for videos."""
         return np.repeat(self._obs()[:, :, None], 3, axis=2)
 
+    def get_action_meanings(self):
+        """The actions' names, as an ALE game gives them (the evaluation video labels the action taken)."""
+        return ["LEFT", "NOOP", "RIGHT"]
+
 
 class RandomFrames(gym.Env):
     """Random 84×84 frames, episodes of random length (1–12 steps) ending in termination or truncation.

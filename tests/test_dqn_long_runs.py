@@ -168,8 +168,9 @@ def test_a_recorded_video_opens_with_opencv_and_has_one_frame_per_step(dqn, coun
     dqn.evaluate(FireQ(), "BreakoutNoFrameskip-v4", 0, 1, 0.05, torch.device("cpu"), [path])
     video = cv2.VideoCapture(path)
     assert video.isOpened()
-    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == counted_breakout[0][1].length_queue[0] + 1  # + reset screen
-    assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (160, 210)
+    assert int(video.get(cv2.CAP_PROP_FRAME_COUNT)) == counted_breakout[0][1].length_queue[0]  # the screen acted on
+    # the screen, and beside it a panel as wide with the Q-values the agent acted on
+    assert (int(video.get(cv2.CAP_PROP_FRAME_WIDTH)), int(video.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (160 + 160, 210)
 
 
 class Closes(gym.Wrapper):
@@ -225,8 +226,8 @@ def test_eval_only_with_capture_video_records_every_game_in_a_run_folder(dqn, pi
     videos = run_dir_of(tmp_path / "runs") / "videos"
     assert capsys.readouterr().out.splitlines()[-1].endswith(f" (videos in {videos})")
     assert sorted(path.name for path in videos.iterdir()) == ["eval-0.mp4", "eval-1.mp4"]
-    for path in videos.iterdir():  # a Catch game is 9 steps: the screen after the reset and after each step
-        assert int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == 10
+    for path in videos.iterdir():  # a Catch game is 9 steps: a frame per step, the screen the agent acted on
+        assert int(cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT)) == 9
 
 
 def test_eval_only_checks_the_model_file_before_it_builds_an_env(dqn, built_envs, tmp_path, capsys):

@@ -17,6 +17,7 @@ from fixture_envs import RandomFrames
 from helpers import (FixedQ, batch_of, catch_args, catch_run, load_script, one_error_line, run_dir_of, run_script,
                      step_and_store, wandb_config_and_scalars)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 FIRE = 1  # in Breakout's and SpaceInvaders' minimal action sets
@@ -393,8 +394,11 @@ def test_a_short_breakout_run_writes_every_tag_a_video_and_a_loadable_model(dqn,
             "losses/q_values", "eval/episodic_return", "eval/q_estimate", "eval/discounted_return",
             } <= set(events.Tags()["scalars"])
     assert "hyperparameters/text_summary" in events.Tags()["tensors"]
-    assert events.Images("videos/eval")[0].encoded_image_string.startswith(b"GIF8")
-    assert cv2.VideoCapture(str(run_dir / "videos" / "step-1500.mp4")).read()[0]
+    _, gif = cv2.imdecodeanimation(np.frombuffer(events.Images("videos/eval")[0].encoded_image_string, np.uint8))
+    wall = gif.frames[5][40:185, 1:7, :3]  # Breakout's grey left wall, flat on the screen: no dithering speckle
+    assert wall.max() - wall.min() <= 10
+    video = cv2.VideoCapture(str(run_dir / "videos" / "step-1500.mp4"))
+    assert video.read()[0] and int(video.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP90"  # browsers play it
     state_dict = torch.load(run_dir / f"{args.exp_name}.pt", weights_only=True)
     dqn.QNetwork(4).load_state_dict(state_dict)
 
@@ -411,6 +415,25 @@ def test_every_evaluation_is_logged_once_the_last_one_too(breakout_run):
     for tag in ("eval/episodic_return", "eval/q_estimate", "eval/discounted_return"):
         assert [e.step for e in events.Scalars(tag)] == [500, 1000, 1500]
     assert [image.step for image in events.Images("videos/eval")] == [500, 1000, 1500]
+
+
+def test_one_chart_lays_the_q_estimate_over_the_discounted_return(breakout_run):
+    _, _, events = breakout_run
+    layout = layout_pb2.Layout.FromString(events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0])
+    charts = [chart for category in layout.category for chart in category.chart]
+    assert [list(chart.multiline.tag) for chart in charts] == [["eval/q_estimate", "eval/discounted_return"]]
+
+
+def test_the_video_panel_draws_each_actions_q_value_as_a_bar_from_one_zero_line(dqn):
+    q_values = np.array([0.5, -0.25, 1.0, 0.0])
+    frame = dqn.with_values(np.zeros((210, 160, 3), np.uint8), q_values, 2, [0.8, 1.0], ["A", "B", "C", "D"])
+    panel = frame[:, 160:, 0]  # the screen is left, the panel right
+    zero = int(np.flatnonzero(panel[:105, 0] == 70)[0])  # the zero line, where no bar covers it
+    lit = np.isin(panel[:105], (110, 255))  # the bars: grey, the action taken white
+    centres = [40 * action + 20 for action in range(4)]
+    heights = np.array([lit[15:zero, c].sum() - lit[zero + 1:, c].sum() for c in centres])  # up minus down
+    assert heights / heights.max() == pytest.approx(q_values / q_values.max(), abs=0.03)
+    assert [panel[zero, c] for c in centres] == [110, 110, 255, 110]
 
 
 def test_the_hparams_record_holds_the_algorithms_flags_the_exp_name_and_the_seed_with_their_values(dqn, breakout_run):
