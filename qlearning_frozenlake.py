@@ -19,8 +19,7 @@ policy π is evaluated by solving (I − γ P_π) V = R_π: V(π)/V* from the st
 the probability that π reaches the goal. The agent itself never reads P. Every chart is against env steps.
 
 Run:  python qlearning_frozenlake.py [--map-name 8x8 | --map-size 6 --map-seed 3 | --env-id Taxi-v4] [--track]
-A bad flag stops with one `error:` line and exit status 2 before anything is written; a fault (full disk) with one
-line and status 1; Ctrl-C with one line saying where the run stopped, status 130. No checkpoints: run again.
+A bad flag: one `error:` line, status 2, nothing written; a fault (full disk): status 1; Ctrl-C: where it stopped, 130.
 """
 
 import importlib.util
@@ -152,7 +151,6 @@ def train(args: Args) -> "Result":
                 next_obs, reward, terminated, truncated, _ = env.step(action)
                 visits[obs, action] += 1
                 alpha = args.learning_rate / visits[obs, action] ** args.lr_decay_exponent  # α = α0 / n(s, a)^ω
-                # Q(s, a) += α · (r + γ · max_a' Q(s', a') · (1 − terminated) − Q(s, a))
                 td_update(q_table, obs, action, reward, next_obs, terminated, alpha, args.gamma)
                 episode_return += reward
                 episode_length += 1
@@ -165,7 +163,8 @@ def train(args: Args) -> "Result":
             if episodes_done % args.log_frequency == 0:  # means over the last log_frequency episodes
                 writer.add_scalar("charts/episodic_return", np.mean(returns), global_step)
                 writer.add_scalar("charts/episodic_length", np.mean(lengths), global_step)
-                writer.add_scalar("charts/success_rate", np.mean(successes), global_step)
+                if not scorer.is_frozenlake:  # FrozenLake pays 1 at the goal only: there it is charts/episodic_return
+                    writer.add_scalar("charts/success_rate", np.mean(successes), global_step)
                 writer.add_scalar("charts/epsilon", epsilon, global_step)
                 writer.add_scalar("charts/SPS", sps, global_step)
                 writer.add_scalar("charts/episodes", episodes_done, global_step)
@@ -218,8 +217,7 @@ def make_env(args: Args, render_mode: str | None = None) -> gym.Env:
 
 
 def random_map(size: int, p: float, seed: int, max_tries: int = 10_000) -> list[str]:
-    """gymnasium's `generate_random_map(size, p, seed)`, draw for draw (the same maps), but with at most `max_tries`
-    boards: one that has no path from S to G is drawn again, and a low --map-p may never give one."""
+    """gymnasium's `generate_random_map(size, p, seed)`, draw for draw (the same maps), giving up after `max_tries`."""
     np_random, _ = seeding.np_random(seed)
     for _ in range(max_tries):
         board = np_random.choice(["F", "H"], (size, size), p=[p, 1 - p])
@@ -289,6 +287,8 @@ def value_ratio(v_pi: float, v_star: float) -> float:
 
 # π's score from the start: value_ratio (V(π)/V* if V* > 0), V(π), V*; P(reach goal) of π and argmax Q* (FrozenLake)
 Evaluation = namedtuple("Evaluation", "value_ratio v_pi v_star goal_probability optimal_goal_probability")
+# What main() returns (wall_time: of the loop; success_rate: of the last log_frequency episodes)
+Result = namedtuple("Result", "q_table run_dir steps wall_time success_rate evaluation env_name")
 
 
 class ExactScorer:
@@ -313,18 +313,18 @@ class ExactScorer:
         return Evaluation(value_ratio(v_pi, v_star), v_pi, v_star, self.goal_probability(policy), self.optimal_goal)
 
 
-# What main() returns, for tests and benchmarks (wall_time: of the loop; success_rate: of the last log_frequency episodes)
-Result = namedtuple("Result", "q_table run_dir steps wall_time success_rate evaluation env_name")
-
-
 def default_run_name(args: Args) -> str:
-    """CleanRL's run name, `{env_id}__{exp_name}__{seed}__{unix time}` (a namespace's '/' in the env id made '_')."""
-    return f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
+    """CleanRL's run name, `{env_id}__{exp_name}__{seed}__{unix time}` (a namespace's '/' in the env id made '_');
+    on FrozenLake the id names the map, which chart legends would cut off: `FrozenLake-v1-8x8`, `-random6x6`."""
+    env_id = args.env_id.replace("/", "_")
+    if args.env_id.startswith("FrozenLake"):  # --map-size's random map, --map-name's, or the env's own
+        own_map = gym.registry[args.env_id].kwargs["map_name"] if args.env_id in gym.registry else None
+        env_id += f"-random{args.map_size}x{args.map_size}" if args.map_size else f"-{args.map_name or own_map}"
+    return f"{env_id}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
 def open_run(args: Args, env: gym.Env) -> SummaryWriter:
-    """The run folder, never one that exists (a default name taken by a run in the same second gets -2, -3, ...),
-    --track's W&B run (made before the writer: it mirrors every scalar), and the writer with the flags."""
+    """The run folder (a default name taken in the same second gets -2, -3, ...), W&B, the writer with the flags."""
     made_runs_dir, name = not os.path.isdir(args.runs_dir), args.run_name or default_run_name(args)
     for attempt in itertools.count(1):
         run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
@@ -334,7 +334,7 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
         except FileExistsError:
             if args.run_name:
                 fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
-    if args.track:
+    if args.track:  # W&B before the writer: it mirrors every scalar the writer writes
         import wandb  # only with --track; check_args made sure it is installed
         try:
             wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
@@ -348,14 +348,12 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    # HPARAMS: what tells runs apart, as a session record alone: without an experiment record, TensorBoard takes the
-    # columns from all runs in the folder (the DQN scripts' too) and the metrics from their scalars (eval/value_ratio)
+    # HPARAMS: with no experiment record, TensorBoard takes columns and metrics from all runs (the DQN scripts' too)
     learning = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_decay_exponent", "gamma",
                 "start_e", "end_e", "exploration_fraction")
     hparam_dict = {name: getattr(args, name) for name in learning} | {"env": env_name(args, env)}
-    _, session_start, session_end = hparams(hparam_dict, {})
-    writer.file_writer.add_summary(session_start)
-    writer.file_writer.add_summary(session_end)
+    for session_record in hparams(hparam_dict, {})[1:]:  # its start and end, not the experiment record
+        writer.file_writer.add_summary(session_record)
     return writer
 
 
@@ -368,9 +366,12 @@ def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluati
 def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) -> None:
     """The pictures (in TensorBoard and as PNG), model and video; the end of the W&B run."""
     names = ACTION_NAMES.get(type(env.unwrapped).__name__) or [f"a{a}" for a in range(env.action_space.n)]
-    pictures = {"q_table": draw_q_heatmap(result.q_table, names)}
-    if (layout := grid_layout(env)) is not None:  # Taxi's states are not cells of one grid: no map picture
-        pictures["greedy_policy"] = draw_policy_map(*layout, result.q_table)
+    layout = grid_layout(env)
+    if layout is None:  # Taxi's states are not cells of one grid: no map picture, the Q-table a row per state
+        pictures = {"q_table": draw_q_heatmap(result.q_table, names)}
+    else:
+        pictures = {"q_table": draw_policy_map(*layout, result.q_table, q_values=True),
+                    "greedy_policy": draw_policy_map(*layout, result.q_table)}
     for name, img in pictures.items():
         Path(result.run_dir, f"{name}.png").write_bytes(cv2.imencode(".png", img)[1].tobytes())  # a full disk raises
         writer.add_image(f"images/{name}", img[:, :, ::-1], result.steps, dataformats="HWC")  # BGR → RGB
@@ -384,10 +385,6 @@ def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) 
     if args.track:
         import wandb
         wandb.finish()
-
-
-ACTION_NAMES = {"FrozenLakeEnv": ["left", "down", "right", "up"], "CliffWalkingEnv": ["up", "right", "down", "left"],
-                "TaxiEnv": ["south", "north", "east", "west", "pickup", "dropoff"]}
 
 
 def grid_layout(env: gym.Env):
@@ -408,10 +405,15 @@ def viridis(values: np.ndarray) -> np.ndarray:
     return cv2.applyColorMap(np.uint8(np.round(255 * scaled)), cv2.COLORMAP_VIRIDIS).reshape(*values.shape, 3)
 
 
+def ink_on(colour) -> tuple:
+    """Black on light colours, white on dark ones."""
+    return (0, 0, 0) if sum(map(int, colour)) > 400 else (255, 255, 255)
+
+
 def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale=0.4, thickness=1):
-    """A w × h box of `colour` with `text` at its top left, black on light colours, white on dark ones."""
+    """A w × h box of `colour` with `text` at its top left, in ink_on(colour)."""
     cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), tuple(map(int, colour)), -1)
-    ink = (0, 0, 0) if sum(map(int, colour)) > 400 else (255, 255, 255)
+    ink = ink_on(colour)
     text_height = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1]
     cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
                 thickness, cv2.LINE_AA)
@@ -420,12 +422,13 @@ def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: 
 
 WHITE = (255, 255, 255)
 CELLS = {"H": ("hole", (30, 30, 30)), "C": ("cliff", (40, 40, 140)), "G": ("goal", (180, 105, 255))}  # BGR
+ACTION_NAMES = {"TaxiEnv": ["south", "north", "east", "west", "pickup", "dropoff"]}  # for the heatmap: not a grid
 
 
 def colour_bar(label: str, low: float, high: float, width: int, height: int = 26) -> np.ndarray:
     """A legend strip `width` px wide: "`label` low", viridis() from low to high, "high"."""
     strip = np.full((height, width, 3), 255, np.uint8)
-    texts = (f"{label}: {low:.3g}", f"{high:.3g}")
+    texts = (f"{label}: {low:.2f}", f"{high:.2f}")
     left, right = (cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0] + 8 for text in texts)
     strip[6:-6, left:width - right] = viridis(np.arange(width - left - right, dtype=float))
     filled_box(strip, 0, 0, left, height, WHITE, texts[0])
@@ -433,19 +436,24 @@ def colour_bar(label: str, low: float, high: float, width: int, height: int = 26
     return strip
 
 
-def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent: int | None = None, cell=72):
-    """The map, each cell shaded by max_a Q(s, a), with its letter and an arrow the way the greedy action (argmax) moves
-    (none on H, G, C), `agent` in red; below, the colours of the unshaded cells and the value scale."""
+def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent=None, cell=None, q_values=False):
+    """The map: each cell shaded by max_a Q(s, a), its letter, an arrow the way argmax_a Q(s, a) moves, `agent` red;
+    with `q_values`, Q(s, a) itself (draw_q_triangles). Cells of `cell` px, else at most 72 and the map 320 px wide."""
     n_rows, n_cols = len(cells), len(cells[0])
-    values, policy = q_table.max(axis=1), q_table.argmax(axis=1)
-    img, shades = np.full((n_rows * cell, n_cols * cell, 3), 255, np.uint8), viridis(values)  # white: grid lines
+    cell = cell or min(72, 320 // n_cols)  # TensorBoard's image cards: at least 335 px wide, 303 px inside
+    font = (0.7, 2) if cell >= 60 else (cell / 100, 1)  # the cells' letters
+    shown = q_table if q_values else q_table.max(axis=1)  # what the colours and the colour bar show
+    img, shades = np.full((n_rows * cell, n_cols * cell, 3), 255, np.uint8), viridis(shown)  # white: grid lines
     for s in range(n_rows * n_cols):
         row, col = divmod(s, n_cols)
         letter, centre = cells[row][col], (col * cell + cell // 2, row * cell + cell // 2)
-        colour = CELLS[letter][1] if letter in CELLS else shades[s]
-        ink = filled_box(img, col * cell + 1, row * cell + 1, cell - 2, cell - 2, colour, letter, 0.7, 2)
-        if letter not in CELLS:
-            dx, dy = moves[policy[s]]
+        if letter in CELLS:  # a hole, the goal, the cliff: no action to take
+            filled_box(img, col * cell + 1, row * cell + 1, cell - 2, cell - 2, CELLS[letter][1], letter, *font)
+        elif q_values:
+            draw_q_triangles(img, centre, cell, q_table[s], moves, shades[s])
+        else:
+            ink = filled_box(img, col * cell + 1, row * cell + 1, cell - 2, cell - 2, shades[s], letter, *font)
+            dx, dy = moves[q_table[s].argmax()]
             tip = (centre[0] + int(dx * cell * 0.38), centre[1] + int(dy * cell * 0.38))
             cv2.arrowedLine(img, centre, tip, ink, 2, cv2.LINE_AA, tipLength=0.35)
         if s == agent:
@@ -454,12 +462,29 @@ def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent: i
     for i, letter in enumerate(letter for letter in CELLS if any(letter in row for row in cells)):
         filled_box(swatches, 4 + 80 * i, 4, 18, 18, CELLS[letter][1], "")
         filled_box(swatches, 24 + 80 * i, 0, 56, 26, WHITE, CELLS[letter][0])
-    return np.vstack([img, swatches, colour_bar("max Q", values.min(), values.max(), img.shape[1])])
+    bar = colour_bar("Q(s, a)" if q_values else "max Q", shown.min(), shown.max(), img.shape[1])
+    return np.vstack([img, swatches, bar])
+
+
+def draw_q_triangles(img: np.ndarray, centre, cell: int, q_row: np.ndarray, moves, shades: np.ndarray) -> None:
+    """Q(s, a): a triangle per action toward the side it moves to, shaded (labelled from 64 px), argmax outlined red."""
+    half, greedy = cell // 2 - 1, None
+    for a, (dx, dy) in enumerate(moves):
+        side, along = np.array([dx, dy]) * half, np.array([-dy, dx]) * half  # to the middle of that side; along it
+        corners = np.int32([centre, centre + side + along, centre + side - along])
+        cv2.fillConvexPoly(img, corners, tuple(map(int, shades[a])))
+        if cell >= 64:  # the label centred 0.6 of the way to that side
+            (w, h), _ = cv2.getTextSize(f"{q_row[a]:.2f}", cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
+            origin = np.int32(centre + 0.6 * side + (-w / 2, h / 2))
+            cv2.putText(img, f"{q_row[a]:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.35, ink_on(shades[a]), 1)
+        if a == q_row.argmax() and q_row.max() > q_row.min():
+            greedy = corners
+    if greedy is not None:  # last, over the sides it shares with the other triangles
+        cv2.polylines(img, [greedy], True, (0, 0, 255), 1)
 
 
 def draw_q_heatmap(q_table: np.ndarray, action_names: list[str]) -> np.ndarray:
-    """Q(s, a) as a heatmap, a row per state, a column per action, the greedy action (argmax) outlined in red where
-    a row has one (a row of equal values, a terminal state's, has none), and the colour scale below."""
+    """Q(s, a), a row per state and a column per action, argmax outlined in red (not in a row of equal values)."""
     n_states, n_actions = q_table.shape
     h, w, title, header, label = max(2, min(22, 1200 // n_states)), 64, 20, 24, 48
     top = title + header  # the axis title "action" over the actions' names; "state" over the states' numbers
@@ -472,7 +497,7 @@ def draw_q_heatmap(q_table: np.ndarray, action_names: list[str]) -> np.ndarray:
         y0 = top + s * h
         filled_box(img, 0, y0, label, h, WHITE, str(s) if h >= 12 else "", 0.35)
         for a in range(n_actions):
-            filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.3g}" if h >= 14 else "", 0.35)
+            filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.2f}" if h >= 14 else "", 0.35)
         if q_table[s].max() > q_table[s].min():
             x0 = label + q_table[s].argmax() * w
             cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (0, 0, 255), 1)
@@ -497,32 +522,37 @@ def draw_ansi(text: str, rows: int = 10, cols: int = 24) -> np.ndarray:
 
 
 def record_video(args: Args, q_table: np.ndarray, writer: SummaryWriter, path: str, step: int) -> None:
-    """3 greedy episodes (argmax, as scored) as an mp4 and, in TensorBoard, an animated GIF (no moviepy needed),
-    drawn by OpenCV (gymnasium's needs pygame): the policy map with the agent in red, or the ANSI render (Taxi)."""
+    """3 greedy episodes (argmax, as scored) as an mp4 and, in TensorBoard, a GIF (no moviepy needed), drawn by OpenCV:
+    the map with the agent in red, or the ANSI render (Taxi), under the episode, its step and, last, how it ended."""
     env = make_env(args, render_mode="ansi")  # the text render, drawn for envs that are not a grid (Taxi)
-    layout, frames = grid_layout(env), []
+    layout, frames, durations = grid_layout(env), [], []
     for episode in range(3):
         obs, _ = env.reset(seed=args.seed + episode)
-        terminated = truncated = False
+        terminated, truncated, episode_return = False, False, 0.0
         for t in range(201):  # at most 200 steps: CliffWalking has no time limit
-            frames.append(draw_policy_map(*layout, q_table, agent=obs) if layout else draw_ansi(env.render()))
-            if terminated or truncated or t == 200:
+            picture = draw_policy_map(*layout, q_table, agent=obs) if layout else draw_ansi(env.render())
+            end = "terminated" if terminated else "time limit" if truncated or t == 200 else None
+            frames.append(np.vstack([np.full((24, picture.shape[1], 3), 255, np.uint8), picture]))
+            caption = f"episode {episode + 1} of 3, step {t}" + (f": {end}, return {episode_return:g}" if end else "")
+            filled_box(frames[-1], 0, 0, picture.shape[1], 24, WHITE, caption)
+            durations.append(2000 if end else 250)  # 4 frames a second, as the mp4; an episode's end held 2 s
+            if end:
                 break
-            obs, _, terminated, truncated, _ = env.step(int(q_table[obs].argmax()))
+            obs, reward, terminated, truncated, _ = env.step(int(q_table[obs].argmax()))
+            episode_return += reward
     env.close()
     height, width = frames[0].shape[:2]
-    video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 4, (width, height))  # 4 frames a second
+    # VP9 (fourcc "vp09") in mp4, 4 frames a second: a codec that browsers play and OpenCV's wheel encodes
+    video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"vp09"), 4, (width, height))
     for frame in frames:
         video.write(frame)
     video.release()
     if not cv2.VideoCapture(path).read()[0]:  # OpenCV's video writer does not raise when it cannot write
         raise OSError(f"the video {path} could not be written (is the disk full?)")
-    scale = min(1.0, 300 / width)  # the GIF: the first 100 frames, at most 300 px wide (some 30 kB a frame)
-    small = [cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) for frame in frames[:100]]
     animation = cv2.Animation()
-    animation.frames, animation.durations = small, [250] * len(small)  # 4 frames a second, as the mp4
-    gif = cv2.imencodeanimation(".gif", animation)[1].tobytes()
-    image = Summary.Image(height=small[0].shape[0], width=small[0].shape[1], colorspace=3, encoded_image_string=gif)
+    animation.frames, animation.durations = frames, durations
+    gif = cv2.imencodeanimation(".gif", animation, [cv2.IMWRITE_GIF_DITHER, 3])[1].tobytes()  # 3: no dithering
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
     writer.file_writer.add_summary(Summary(value=[Summary.Value(tag="videos/greedy", image=image)]), step)
 
 

@@ -8,6 +8,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import ROOT, load_script, mounted_tmpfs, wandb_offline_records
+from helpers import load_script, mounted_tmpfs, one_error_line, run_script, script_command, wandb_offline_records
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -327,7 +328,18 @@ def small_run(tmp_path_factory):
 def test_run_folder_is_named_like_cleanrl_under_the_given_runs_dir(small_run):
     result, _ = small_run
     env_id, exp_name, seed, stamp = Path(result.run_dir).name.split("__")
-    assert (env_id, exp_name, seed, stamp.isdigit()) == ("FrozenLake-v1", "qlearning_frozenlake", "7", True)
+    assert (env_id, exp_name, seed, stamp.isdigit()) == ("FrozenLake-v1-4x4", "qlearning_frozenlake", "7", True)
+
+
+# Two FrozenLake runs must be told apart in a chart's legend, which cuts the name off after the env: it names the map
+@pytest.mark.parametrize("flags, env_part", [(dict(), "FrozenLake-v1-4x4"), (dict(map_name="8x8"), "FrozenLake-v1-8x8"),
+                                             (dict(env_id="FrozenLake8x8-v1"), "FrozenLake8x8-v1-8x8"),
+                                             (dict(env_id="FrozenLake8x8-v1", map_name="4x4"), "FrozenLake8x8-v1-4x4"),
+                                             (dict(map_size=6, map_seed=3), "FrozenLake-v1-random6x6"),
+                                             (dict(env_id="Taxi-v4", map_name="8x8"), "Taxi-v4")])
+def test_the_default_run_name_of_frozenlake_names_the_map_it_plays(monkeypatch, flags, env_part):
+    monkeypatch.setattr(ql.time, "time", lambda: 1_700_000_000.25)
+    assert ql.default_run_name(ql.Args(seed=2, **flags)) == f"{env_part}__qlearning_frozenlake__2__1700000000"
 
 
 def logged_steps(events, tag) -> list[int]:
@@ -340,13 +352,33 @@ def episode_ends(events) -> list[int]:
     return np.cumsum([round(100 * e.value) for e in events.Scalars("charts/episodic_length")]).tolist()
 
 
-@pytest.mark.parametrize(
-    "tag", ["charts/episodic_return", "charts/episodic_length", "charts/success_rate", "charts/SPS", "charts/episodes"]
-)
+@pytest.mark.parametrize("tag", ["charts/episodic_return", "charts/episodic_length", "charts/SPS", "charts/episodes"])
 def test_episode_charts_are_logged_every_log_frequency_episodes_at_the_env_step_the_last_one_ended(small_run, tag):
     result, events = small_run
     assert logged_steps(events, tag) == episode_ends(events)
     assert episode_ends(events)[-1] == result.steps  # the 1,000th episode ended at the run's last step
+
+
+def test_frozenlake_logs_no_success_rate_beside_the_return_that_is_the_same_curve(small_run):
+    _, events = small_run
+    tags = events.Tags()["scalars"]
+    assert "charts/episodic_return" in tags and "charts/success_rate" not in tags
+
+
+@pytest.fixture(scope="module")
+def taxi_run(tmp_path_factory):
+    """Taxi after 200 episodes: its greedy policy still runs into the 200-step limit, a video of 3 × 201 frames."""
+    result = quiet_main(env_id="Taxi-v4", total_episodes=200, capture_video=True, seed=1,
+                        runs_dir=str(tmp_path_factory.mktemp("runs")))
+    events = EventAccumulator(result.run_dir, size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    return result, events
+
+
+def test_where_success_differs_from_the_return_the_success_rate_is_logged_every_log_frequency_episodes(taxi_run):
+    _, events = taxi_run  # Taxi: a step costs -1, a delivery pays 20; success: the delivery that ends the episode
+    assert logged_steps(events, "charts/success_rate") == logged_steps(events, "charts/episodic_return")
+    assert len(events.Scalars("charts/success_rate")) == 2
 
 
 def test_the_episode_count_is_a_chart_of_its_own(small_run):
@@ -406,15 +438,34 @@ def test_hparams_has_no_experiment_record_so_tensorboard_takes_columns_and_metri
     assert events.Scalars("eval/value_ratio")[-1].step == result.steps  # the metric's last value: the final score
 
 
-# 4x4 map: 4 cells of 72 px over two legend strips of 26 px. Heatmap: a 20 px axis title and a 24 px header over 16
-# rows of min(22, 1200 // 16) = 22 px and a 26 px colour bar; 48 px of state labels and 4 action columns of 64 px.
-@pytest.mark.parametrize("name, shape", [("greedy_policy", (288 + 2 * 26, 288, 3)),
-                                         ("q_table", (20 + 24 + 16 * 22 + 26, 48 + 4 * 64, 3))])
-def test_pictures_are_logged_as_images_at_the_last_step_and_saved_as_png(small_run, name, shape):
+# 4x4 map: 4 cells of 72 px over two legend strips of 26 px, the policy and the Q-table alike
+@pytest.mark.parametrize("name", ["greedy_policy", "q_table"])
+def test_pictures_are_logged_as_images_at_the_last_step_and_saved_as_png(small_run, name):
     result, events = small_run
     image = events.Images(f"images/{name}")[-1]
     png = cv2.imread(os.path.join(result.run_dir, f"{name}.png"))
-    assert (image.step, image.height, image.width) == (result.steps, *shape[:2]) and png.shape == shape
+    assert (image.step, image.height, image.width) == (result.steps, 288 + 2 * 26, 288)
+    assert png.shape == (288 + 2 * 26, 288, 3)
+
+
+# Taxi's states are not cells of a map: the Q-table as a heatmap, a 20 px axis title and a 24 px header over 500 rows of
+# max(2, 1200 // 500) = 2 px and a 26 px colour bar; 48 px of state labels and 6 action columns of 64 px
+def test_taxi_has_the_q_table_as_a_heatmap_and_no_map_picture(taxi_run):
+    result, events = taxi_run
+    image = events.Images("images/q_table")[-1]
+    assert (image.height, image.width) == (20 + 24 + 500 * 2 + 26, 48 + 6 * 64)
+    assert "images/greedy_policy" not in events.Tags()["images"]
+
+
+# TensorBoard's image cards are at least 335 px wide, 303 px inside: a picture about 320 px wide is shown at its size
+@pytest.mark.parametrize("flags, cell", [(dict(), 72), (dict(map_name="8x8"), 40), (dict(map_size=6), 53),
+                                         (dict(env_id="CliffWalking-v1"), 26)])
+@pytest.mark.parametrize("q_values", [False, True])
+def test_map_pictures_fit_a_tensorboard_card_with_cells_of_at_most_72_px(flags, cell, q_values):
+    cells, moves = ql.grid_layout(ql.make_env(ql.Args(**flags)))
+    q_table = q_table_greedy_on(np.zeros(len(cells) * len(cells[0]), int), 4)
+    img = ql.draw_policy_map(cells, moves, q_table, q_values=q_values)
+    assert img.shape == (len(cells) * cell + 2 * 26, len(cells[0]) * cell, 3) and img.shape[1] <= 320
 
 
 def test_save_model_writes_the_learned_q_table(small_run):
@@ -426,17 +477,54 @@ def test_capture_video_writes_an_mp4_of_greedy_episodes(small_run):
     result, _ = small_run
     video = cv2.VideoCapture(glob.glob(os.path.join(result.run_dir, "videos", "*.mp4"))[0])
     ok, frame = video.read()
-    assert video.get(cv2.CAP_PROP_FRAME_COUNT) > 0 and ok and frame.shape == (288 + 2 * 26, 288, 3)
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) > 0 and ok and frame.shape == (24 + 288 + 2 * 26, 288, 3)  # 24: caption
+    assert int(video.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP90"  # VP9: browsers play it (mp4v: no)
 
 
-def test_capture_video_shows_the_greedy_episodes_in_tensorboard_as_an_animated_gif_of_up_to_100_frames(small_run):
-    result, events = small_run
+@pytest.mark.parametrize("run", ["small_run", "taxi_run"])
+def test_capture_video_shows_every_frame_of_the_greedy_episodes_in_tensorboard_as_an_animated_gif(run, request):
+    result, events = request.getfixturevalue(run)
     video = cv2.VideoCapture(os.path.join(result.run_dir, "videos", "greedy.mp4"))
     (image,) = events.Images("videos/greedy")
     ok, animation = cv2.imdecodeanimation(np.frombuffer(image.encoded_image_string, np.uint8))
     assert image.encoded_image_string[:6] == b"GIF89a" and image.step == result.steps
-    assert ok and len(animation.frames) == min(100, video.get(cv2.CAP_PROP_FRAME_COUNT))
-    assert animation.frames[0].shape[:2] == (image.height, image.width) == (288 + 2 * 26, 288)
+    assert ok and len(animation.frames) == video.get(cv2.CAP_PROP_FRAME_COUNT)
+    assert animation.frames[0].shape[:2] == (image.height, image.width) == (video.get(cv2.CAP_PROP_FRAME_HEIGHT),
+                                                                             video.get(cv2.CAP_PROP_FRAME_WIDTH))
+    assert run == "small_run" or len(animation.frames) > 100  # Taxi's 3 episodes are longer than the 100 once shown
+
+
+class TextRecorder:
+    """Stands for cv2.putText: draws, and keeps every text drawn."""
+
+    def __init__(self):
+        self.texts, self.draw = [], cv2.putText
+
+    def __call__(self, img, text, *args, **kwargs):
+        self.texts.append(text)
+        return self.draw(img, text, *args, **kwargs)
+
+
+# 4x4 without slipping: argmax Q* walks the 6 steps to the goal; always left walks into the wall until the time limit
+@pytest.mark.parametrize("policy, steps, end", [("optimal", 6, "terminated, return 1"),
+                                                ("left", 100, "time limit, return 0")])
+def test_the_video_captions_each_frame_with_its_episode_and_step_and_holds_each_episodes_end_two_seconds(
+        tmp_path, monkeypatch, policy, steps, end):
+    args = ql.Args(is_slippery=False)
+    optimal_q = ql.ExactScorer(ql.make_env(args), args.gamma).q_star
+    q_table = optimal_q if policy == "optimal" else np.tile([1.0, 0.0, 0.0, 0.0], (16, 1))
+    recorder = TextRecorder()
+    monkeypatch.setattr(ql.cv2, "putText", recorder)
+    with ql.SummaryWriter(str(tmp_path)) as writer:
+        ql.record_video(args, q_table, writer, str(tmp_path / "greedy.mp4"), 0)
+    captions = [text for text in recorder.texts if text.startswith("episode ")]
+    assert captions == [f"episode {episode} of 3, step {t}" + (f": {end}" if t == steps else "")
+                        for episode in (1, 2, 3) for t in range(steps + 1)]
+    events = EventAccumulator(str(tmp_path), size_guidance={"images": 0})
+    events.Reload()
+    gif = events.Images("videos/greedy")[0].encoded_image_string
+    ok, animation = cv2.imdecodeanimation(np.frombuffer(gif, np.uint8))
+    assert ok and list(animation.durations) == ([250] * steps + [2000]) * 3  # 4 frames a second; an episode's end 2 s
 
 
 def test_the_same_seed_learns_the_same_q_table_and_another_seed_does_not(tmp_path):
@@ -523,8 +611,44 @@ def test_heatmap_has_axis_titles_and_a_colour_bar_from_the_lowest_to_the_highest
 def test_policy_map_legend_shows_each_unshaded_cells_colour_under_the_map(env_id, legend):
     cells, moves = ql.grid_layout(ql.make_env(ql.Args(env_id=env_id)))
     img = ql.draw_policy_map(cells, moves, q_table_greedy_on(np.zeros(len(cells) * len(cells[0]), int), 4))
-    swatch_centres = img[len(cells) * 72 + 13, [4 + 80 * i + 9 for i in range(len(legend))]]
+    cell = img.shape[1] // len(cells[0])
+    swatch_centres = img[len(cells) * cell + 13, [4 + 80 * i + 9 for i in range(len(legend))]]
     assert swatch_centres.tolist() == [list(ql.CELLS[letter][1]) for letter in legend]
+
+
+@pytest.mark.parametrize("env_id", list(DIRECTIONS))
+def test_q_table_picture_shades_the_triangle_toward_each_actions_move_by_its_q_and_outlines_argmax_in_red(env_id):
+    cells, moves = ql.grid_layout(ql.make_env(ql.Args(env_id=env_id)))
+    n_cols, cell = len(cells[0]), 72
+    q_table = q_table_greedy_on(np.arange(len(cells) * n_cols) % 4, 4)
+    q_table[0] = 0.5  # a row of equal values: no argmax to outline
+    img, shades = ql.draw_policy_map(cells, moves, q_table, cell=cell, q_values=True), ql.viridis(q_table)
+    checked = 0
+    for s in range(len(cells) * n_cols):
+        if cells[s // n_cols][s % n_cols] in "HGC":  # terminal cells and the cliff: their own colour
+            continue
+        x, y = (s % n_cols) * cell + cell // 2, (s // n_cols) * cell + cell // 2
+        for action, (dx, dy) in DIRECTIONS[env_id].items():
+            # 32 px from the centre toward the move: inside the triangle, beyond its label; 35 px: its outer side
+            assert img[y + 32 * dy, x + 32 * dx].tolist() == shades[s, action].tolist(), (env_id, s, action)
+            red = img[y + 35 * dy, x + 35 * dx].tolist() == [0, 0, 255]
+            assert red == (s > 0 and action == q_table[s].argmax()), (env_id, s, action)
+        checked += 1
+    assert checked == {"FrozenLake-v1": 11, "CliffWalking-v1": 37}[env_id]
+
+
+def test_pictures_write_every_value_with_two_decimals(monkeypatch):
+    recorder = TextRecorder()
+    monkeypatch.setattr(ql.cv2, "putText", recorder)
+    cells, moves = ql.grid_layout(ql.make_env(ql.Args()))
+    q_table = np.tile([2.91e-05, 0.000247, 0.0417, 0.5], (16, 1)) * np.linspace(1, 1.5, 16)[:, None]
+    ql.draw_policy_map(cells, moves, q_table, q_values=True)
+    ql.draw_policy_map(cells, moves, q_table)
+    ql.draw_q_heatmap(q_table, ["left", "down", "right", "up"])
+    # every text with a digit but the heatmap's state numbers; a colour bar's low end is "label: value"
+    values = [text.split(": ")[-1] for text in recorder.texts if re.search(r"\d", text) and not text.isdigit()]
+    assert len(values) == 11 * 4 + 2 + 2 + 16 * 4 + 2  # the 4x4 map's 11 cells that are not H or G; three colour bars
+    assert all(re.fullmatch(r"\d\.\d\d", value) for value in values), values
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -650,18 +774,7 @@ def test_a_runs_dir_that_cannot_be_a_folder_is_refused_before_anything_runs(tmp_
     assert os.listdir(tmp_path) == ["a_file"]
 
 
-SCRIPT = str(ROOT / "qlearning_frozenlake.py")
-
-
-def run_script(cwd, *argv, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, SCRIPT, *argv], cwd=cwd, capture_output=True, text=True, env=env)
-
-
-def one_error_line(done: subprocess.CompletedProcess) -> str:
-    """The single line a failed run prints on stderr (and no traceback)."""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in done.stderr, done.stderr
-    return lines[0]
+SCRIPT = "qlearning_frozenlake.py"
 
 
 # What only the command line shows (the in-process cases above check each message): the exit status, and that
@@ -669,8 +782,9 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
 @pytest.mark.parametrize("argv", [["--seed", "-1"], ["--env-id", "Taxi-v3"], ["--env-id", "Taxi"]])
 def test_command_line_refuses_a_bad_flag_with_one_line_exit_status_2_and_no_new_run_folder(tmp_path, argv):
     (tmp_path / "runs" / "taken").mkdir(parents=True)
-    done = run_script(tmp_path, *argv)
-    assert done.returncode == 2 and one_error_line(done).startswith(f"error: {argv[-2]} {argv[-1]}: ")  # the last flag
+    done = run_script(SCRIPT, tmp_path, *argv)
+    assert done.returncode == 2  # the line names the last flag
+    assert one_error_line(done.stderr).startswith(f"error: {argv[-2]} {argv[-1]}: ")
     assert os.listdir(tmp_path / "runs") == ["taken"] and os.listdir(tmp_path / "runs" / "taken") == []
 
 
@@ -680,7 +794,7 @@ def test_two_runs_in_the_same_second_get_distinct_folders_the_second_with_suffix
     writers = [ql.open_run(args, ql.make_env(args)) for _ in range(3)]
     for writer in writers:
         writer.close()
-    name = "FrozenLake-v1__qlearning_frozenlake__3__1700000000"
+    name = "FrozenLake-v1-4x4__qlearning_frozenlake__3__1700000000"
     assert [writer.log_dir for writer in writers] == [str(tmp_path / name), str(tmp_path / f"{name}-2"),
                                                       str(tmp_path / f"{name}-3")]
     assert sorted(os.listdir(tmp_path)) == [name, f"{name}-2", f"{name}-3"]
@@ -704,9 +818,9 @@ def test_run_name_names_the_folder_and_a_taken_one_is_refused_leaving_that_run_i
 def test_a_full_or_read_only_disk_ends_the_run_with_one_line_naming_the_cause_and_exit_status_1(tmp_path, options,
                                                                                                 cause):
     with mounted_tmpfs(tmp_path / "disk", options) as disk:
-        done = run_script(tmp_path, "--total-episodes", "2000", "--capture-video", "--runs-dir", str(disk))
+        done = run_script(SCRIPT, tmp_path, "--total-episodes", "2000", "--capture-video", "--runs-dir", str(disk))
     assert done.returncode == 1
-    assert one_error_line(done).startswith(f"error: cannot write the run under {disk}: {cause}")
+    assert one_error_line(done.stderr).startswith(f"error: cannot write the run under {disk}: {cause}")
 
 
 def default_ctrl_c():
@@ -715,7 +829,7 @@ def default_ctrl_c():
 
 
 def test_ctrl_c_twice_in_training_stops_with_one_line_saying_where_and_where_the_logs_are(tmp_path):
-    process = subprocess.Popen([sys.executable, SCRIPT, "--total-episodes", "10000000"], cwd=tmp_path,
+    process = subprocess.Popen(script_command(SCRIPT, "--total-episodes", "10000000"), cwd=tmp_path,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c)
     deadline = time.time() + 120
     while not glob.glob(f"{tmp_path}/runs/*/events.*") and time.time() < deadline:
@@ -725,10 +839,9 @@ def test_ctrl_c_twice_in_training_stops_with_one_line_saying_where_and_where_the
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)
     stderr = process.communicate(timeout=60)[1]
-    done = subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
     (run_dir,) = os.listdir(tmp_path / "runs")
-    line = one_error_line(done)
-    assert done.returncode == 130 and line.startswith("error: interrupted (Ctrl-C) in episode ")
+    line = one_error_line(stderr)
+    assert process.returncode == 130 and line.startswith("error: interrupted (Ctrl-C) in episode ")
     assert " of 10,000,000, at env step " in line and line.endswith(f"the logs so far are in runs/{run_dir}")
     events = EventAccumulator(str(tmp_path / "runs" / run_dir))
     events.Reload()
@@ -781,7 +894,7 @@ def test_track_when_wandb_cannot_start_a_run_stops_with_one_line_and_leaves_no_f
 def test_track_offline_writes_a_wandb_run_named_like_the_run_folder_with_the_flags_and_the_scalars(tmp_path):
     pytest.importorskip("wandb")
     offline = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
-    done = run_script(tmp_path, "--track", "--total-episodes", "500", "--seed", "5", env=offline)
+    done = run_script(SCRIPT, tmp_path, "--track", "--total-episodes", "500", "--seed", "5", env=offline)
     assert done.returncode == 0, done.stderr
     records = wandb_offline_records(tmp_path)
     (run,) = [record.run for record in records if record.HasField("run")]
