@@ -336,7 +336,8 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
     if checkpoint:
         global_step = restore_checkpoint(checkpoint, args, q_network, target_network, optimizer, rb, rng, envs)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
-    run_dir, tracking = start_run(args, run_dir)  # a resumed run goes on in its own folder; tracking: W&B or None
+    # a resumed run goes on in its own folder and its own W&B run; tracking: the W&B run or None
+    run_dir, tracking = start_run(args, run_dir, checkpoint["wandb_id"] if checkpoint else None)
     with SummaryWriter(run_dir, purge_step=global_step + 1 if checkpoint else None) as writer, \
             StopOnCtrlC() as ctrl_c:
         print(f"run folder: {run_dir}  (device: {device})")
@@ -411,11 +412,11 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
                 evaluation_pending = not evaluate_and_log(writer, args, q_network, global_step, device, ctrl_c)
             if is_due(global_step, args.checkpoint_frequency, args.num_envs) and global_step < args.total_timesteps:
                 save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, envs,
-                                evaluation_pending)
+                                evaluation_pending, tracking)
 
         if args.checkpoint_frequency:  # the end, or where Ctrl-C stopped: --resume continues (or extends) from here
             save_checkpoint(writer, args, global_step, q_network, target_network, optimizer, rb, rng, envs,
-                            evaluation_pending)
+                            evaluation_pending, tracking)
     envs.close()
     finish_run(args, run_dir, q_network, global_step, ctrl_c.pressed, tracking, start_time)
     return q_network
@@ -791,7 +792,7 @@ CHANGEABLE_ON_RESUME = {"total_timesteps", "checkpoint_frequency", "eval_frequen
                         "capture_video", "save_model", "resume", "cuda", "compile", "track", "wandb_project_name",
                         "wandb_entity"}
 CHECKPOINT_KEYS = {"script", "args", "global_step", "q_network", "target_network", "optimizer", "replay", "rng",
-                   "evaluation_pending"}
+                   "evaluation_pending", "wandb_id"}
 
 
 class EnvRngsBeforeStep(gym.vector.VectorWrapper):
@@ -809,14 +810,15 @@ class EnvRngsBeforeStep(gym.vector.VectorWrapper):
 
 
 def save_checkpoint(writer: SummaryWriter, args: Args, global_step: int, q_network, target_network, optimizer,
-                    rb: ReplayBuffer, rng, envs: EnvRngsBeforeStep, evaluation_pending: bool):
-    """Write the run's state to `{run folder}/checkpoint.pt`, with the name of the script that can continue it and
-    whether the evaluation due at this step is still to be played (Ctrl-C abandoned it)."""
+                    rb: ReplayBuffer, rng, envs: EnvRngsBeforeStep, evaluation_pending: bool, tracking):
+    """Write the run's state to `{run folder}/checkpoint.pt`, with the name of the script that can continue it,
+    whether the evaluation due at this step is still to be played (Ctrl-C abandoned it) and the W&B run's id."""
     writer.flush()  # every point up to the checkpoint is on disk; a resume drops those after it
     save_atomically({
         "script": os.path.basename(__file__), "args": asdict(args), "global_step": global_step,
         "q_network": q_network.state_dict(), "target_network": target_network.state_dict(),
         "optimizer": optimizer.state_dict(), "replay": rb.state_dict(), "evaluation_pending": evaluation_pending,
+        "wandb_id": tracking.id if tracking else None,  # --resume --track continues this W&B run
         "rng": {"python": random.getstate(), "torch": torch.get_rng_state(), "exploration": rng.bit_generator.state,
                 "envs": envs.rng_states, "action_space": envs.action_space.np_random.bit_generator.state},
     }, os.path.join(writer.log_dir, CHECKPOINT), global_step)
@@ -875,6 +877,8 @@ def load_checkpoint(path: str) -> tuple[dict, str]:
             fail(f"--resume {path}: its --{name.replace('_', '-')} {value!r} is not a value of that flag")
     if type(checkpoint["global_step"]) is not int or checkpoint["global_step"] < 0:
         fail(f"--resume {path}: its step {checkpoint['global_step']!r} is not a step count")
+    if not isinstance(checkpoint["wandb_id"], str | None):
+        fail(f"--resume {path}: its W&B run id {checkpoint['wandb_id']!r} is not one")
     if not all(torch.isfinite(tensor).all() for tensor in tensors_in(checkpoint) if tensor.is_floating_point()):
         fail(f"--resume {path}: the checkpoint's weights (or optimizer state) are not finite; resume an earlier copy")
     return checkpoint, os.path.dirname(os.path.abspath(path))  # (a bare "checkpoint.pt" is in the folder ".")
@@ -1025,17 +1029,17 @@ def new_run_dir(args: Args) -> str:
             attempt += 1
 
 
-def start_run(args: Args, run_dir: str | None):
+def start_run(args: Args, run_dir: str | None, wandb_id: str | None):
     """The run folder (`run_dir` when resumed, else a new one) and, with --track, CleanRL's Weights & Biases run
-    (else None), made before the SummaryWriter so that every scalar is mirrored. W&B starts first: if it cannot
-    (not logged in, no network), one line and nothing is written."""
+    (else None; when resumed, the run `wandb_id` again), made before the SummaryWriter so that every scalar is
+    mirrored. W&B starts first: if it cannot (not logged in, no network), one line and nothing is written."""
     tracking = None
     if args.track:
         import wandb  # only with --track; check_args made sure it is installed
 
         try:
             tracking = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                                  config=vars(args), monitor_gym=True, save_code=True)
+                                  config=vars(args), monitor_gym=True, save_code=True, id=wandb_id, resume="allow")
         except wandb.errors.Error as error:  # UsageError: not logged in, a bad entity (bad input); else a fault
             fail(f"--track: Weights & Biases did not start: {' '.join(str(error).split())}",
                  status=2 if isinstance(error, wandb.errors.UsageError) else 1)

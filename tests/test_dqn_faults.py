@@ -129,6 +129,7 @@ DAMAGED_CHECKPOINTS = [  # (the keys to a part of the checkpoint, what it become
     (("args", "loss"), "foo", "its --loss 'foo' is not a value of that flag"),
     (("args", "batch_size"), 32.0, "its --batch-size 32.0 is not a value of that flag"),
     (("global_step",), "270", "its step '270' is not a step count"),
+    (("wandb_id",), 7, "its W&B run id 7 is not one"),
     (("q_network", "network.0.bias"), torch.full((32,), float("nan")), "weights (or optimizer state) are not finite"),
     (("optimizer", "state", 0, "exp_avg"), torch.full((32, 4, 8, 8), float("inf")), "are not finite"),
 ]

@@ -490,6 +490,15 @@ def test_track_mirrors_the_config_and_every_scalar_to_an_offline_wandb_run(dqn, 
     assert {"charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"} <= scalars
 
 
+def test_a_resumed_track_run_continues_the_same_wandb_run(dqn, pixel_games, offline_wandb):
+    catch_run(dqn, offline_wandb / "runs", total_timesteps=270, checkpoint_frequency=270, track=True)
+    run_dir = run_dir_of(offline_wandb / "runs")
+    wandb_id = torch.load(run_dir / "checkpoint.pt", weights_only=True)["wandb_id"]
+    dqn.main(dqn.parse_args(["--resume", str(run_dir), "--total-timesteps", "360"]))
+    runs = sorted(path.name for path in (offline_wandb / "wandb").glob("offline-run-*"))  # one folder per start
+    assert len(runs) == 2 and all(name.endswith(f"-{wandb_id}") for name in runs), (runs, wandb_id)
+
+
 def test_track_without_wandb_installed_is_one_line_before_anything_is_written(dqn, tmp_path, monkeypatch, capsys):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "wandb" else real_find_spec(name))
