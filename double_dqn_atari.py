@@ -393,7 +393,7 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
                     data = rb.sample(args.batch_size)
                     loss, q_sa = compute_td_loss(q_network, target_network, data, args.gamma, args.loss)
                     if not torch.isfinite(loss):  # stop before it reaches the weights
-                        fail(f"the TD loss became {loss.item()} at step {global_step:,}: lower --learning-rate", 1)
+                        fail(f"TD loss became {loss.item()} at step {global_step:,}; lower --learning-rate", status=1)
                     if is_due(global_step, 100, args.num_envs):
                         writer.add_scalar("losses/td_loss", loss.item(), global_step)
                         writer.add_scalar("losses/q_values", q_sa.mean().item(), global_step)
