@@ -39,7 +39,7 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import tyro
-from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv
+from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 from gymnasium.envs.toy_text.frozen_lake import is_valid
 from gymnasium.utils import seeding
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -365,11 +365,10 @@ def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluati
 
 def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) -> None:
     """The pictures (in TensorBoard and as PNG), model and video; the end of the W&B run."""
-    names = ACTION_NAMES.get(type(env.unwrapped).__name__) or [f"a{a}" for a in range(env.action_space.n)]
-    layout = grid_layout(env)
-    if layout is None:  # Taxi's states are not cells of one grid: no map picture, the Q-table a row per state
-        pictures = {"q_table": draw_q_heatmap(result.q_table, names)}
-    else:
+    layout, pictures = grid_layout(env), {}  # neither a grid nor Taxi: no picture
+    if isinstance(env.unwrapped, TaxiEnv):  # 500 states, 3,000 values: its greedy policy, 20 maps of the taxi's cells
+        pictures = {"greedy_policy": draw_taxi_policy(result.q_table, env.unwrapped.locs)}
+    elif layout:
         pictures = {"q_table": draw_policy_map(*layout, result.q_table, q_values=True),
                     "greedy_policy": draw_policy_map(*layout, result.q_table)}
     for name, img in pictures.items():
@@ -422,7 +421,6 @@ def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: 
 
 WHITE = (255, 255, 255)
 CELLS = {"H": ("hole", (30, 30, 30)), "C": ("cliff", (40, 40, 140)), "G": ("goal", (180, 105, 255))}  # BGR
-ACTION_NAMES = {"TaxiEnv": ["south", "north", "east", "west", "pickup", "dropoff"]}  # for the heatmap: not a grid
 
 
 def colour_bar(label: str, low: float, high: float, width: int, height: int = 26) -> np.ndarray:
@@ -483,25 +481,33 @@ def draw_q_triangles(img: np.ndarray, centre, cell: int, q_row: np.ndarray, move
         cv2.polylines(img, [greedy], True, (0, 0, 255), 1)
 
 
-def draw_q_heatmap(q_table: np.ndarray, action_names: list[str]) -> np.ndarray:
-    """Q(s, a), a row per state and a column per action, argmax outlined in red (not in a row of equal values)."""
-    n_states, n_actions = q_table.shape
-    h, w, title, header, label = max(2, min(22, 1200 // n_states)), 64, 20, 24, 48
-    top = title + header  # the axis title "action" over the actions' names; "state" over the states' numbers
-    img, shades = np.full((top + n_states * h, label + n_actions * w, 3), 255, np.uint8), viridis(q_table)
-    filled_box(img, label, 0, n_actions * w, title, WHITE, "action")
-    filled_box(img, 0, title, label, header, WHITE, "state")
-    for a, name in enumerate(action_names):
-        filled_box(img, label + a * w, title, w, header, WHITE, name)
-    for s in range(n_states):
-        y0 = top + s * h
-        filled_box(img, 0, y0, label, h, WHITE, str(s) if h >= 12 else "", 0.35)
-        for a in range(n_actions):
-            filled_box(img, label + a * w, y0, w, h, shades[s, a], f"{q_table[s, a]:.2f}" if h >= 14 else "", 0.35)
-        if q_table[s].max() > q_table[s].min():
-            x0 = label + q_table[s].argmax() * w
-            cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), (0, 0, 255), 1)
-    return np.vstack([img, colour_bar("Q(s, a)", q_table.min(), q_table.max(), img.shape[1])])
+def draw_taxi_policy(q_table: np.ndarray, places: list) -> np.ndarray:
+    """Taxi's 500 states: a 5 × 5 map of the taxi's cells per passenger place (rows) and destination (columns), each
+    cell shaded by max_a Q with the greedy action (an arrow, P pickup, D dropoff; none if all are equal); the passenger
+    outlined blue, the destination magenta."""
+    q = q_table.reshape(5, 5, 5, 4, 6)  # taxi row, taxi column, passenger, destination, action: gymnasium's encode()
+    cell, panel, label = 12, 64, 56  # a panel: 5 cells and a 4 px gap
+    img = np.full((20 + 5 * panel, label + 4 * panel, 3), 255, np.uint8)
+    shades = viridis(q_table.max(axis=1)).reshape(5, 5, 5, 4, 3)  # in q's order
+    for i, name in enumerate(["at R", "at G", "at Y", "at B", "in taxi"]):  # first: the outlines reach into them
+        filled_box(img, 0, 20 + i * panel, label, panel, WHITE, name)
+    for i, name in enumerate("RGYB"):
+        filled_box(img, label + i * panel, 0, panel, 20, WHITE, f"to {name}")
+    for p, d, row, col in itertools.product(range(5), range(4), range(5), range(5)):
+        q_row, x0, y0 = q[row, col, p, d], label + d * panel + col * cell, 20 + p * panel + row * cell
+        a = q_row.argmax() if q_row.max() > q_row.min() else None  # south, north, east, west, pickup, dropoff
+        ink = filled_box(img, x0, y0, cell - 1, cell - 1, shades[row, col, p, d], "")
+        if a in (4, 5):
+            cv2.putText(img, "PD"[a - 4], (x0 + 2, y0 + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.32, ink, 1, cv2.LINE_AA)
+        elif a is not None:
+            dx, dy = [(0, 1), (0, -1), (1, 0), (-1, 0)][a]
+            cv2.arrowedLine(img, (x0 + 5 - 4 * dx, y0 + 5 - 4 * dy), (x0 + 5 + 4 * dx, y0 + 5 + 4 * dy), ink, 1,
+                            tipLength=0.5)
+        passenger_here = p < 4 and (row, col) == places[p]  # p = 4: in the taxi
+        if passenger_here or (row, col) == places[d]:  # outlined: the destination magenta, the passenger blue (BGR)
+            colour = (200, 0, 200) if (row, col) == places[d] else (255, 80, 0)
+            cv2.rectangle(img, (x0 - 1, y0 - 1), (x0 + cell - 1, y0 + cell - 1), colour, 1)
+    return np.vstack([img, colour_bar("max Q", q_table.max(axis=1).min(), q_table.max(), img.shape[1])])
 
 
 def draw_ansi(text: str, rows: int = 10, cols: int = 24) -> np.ndarray:

@@ -448,13 +448,13 @@ def test_pictures_are_logged_as_images_at_the_last_step_and_saved_as_png(small_r
     assert png.shape == (288 + 2 * 26, 288, 3)
 
 
-# Taxi's states are not cells of a map: the Q-table as a heatmap, a 20 px axis title and a 24 px header over 500 rows of
-# max(2, 1200 // 500) = 2 px and a 26 px colour bar; 48 px of state labels and 6 action columns of 64 px
-def test_taxi_has_the_q_table_as_a_heatmap_and_no_map_picture(taxi_run):
+# Taxi's 500 states: 20 maps of 5 × 5 cells of 12 px (panels of 64 px) right of 56 px of labels, under 20 px of
+# labels, over a 26 px colour bar; no Q-table picture (3,000 values)
+def test_taxi_has_its_greedy_policy_as_20_maps_that_fit_a_card_and_no_q_table_picture(taxi_run):
     result, events = taxi_run
-    image = events.Images("images/q_table")[-1]
-    assert (image.height, image.width) == (20 + 24 + 500 * 2 + 26, 48 + 6 * 64)
-    assert "images/greedy_policy" not in events.Tags()["images"]
+    image = events.Images("images/greedy_policy")[-1]
+    assert (image.height, image.width) == (20 + 5 * 64 + 26, 56 + 4 * 64) and image.width <= 320
+    assert "images/q_table" not in events.Tags()["images"]
 
 
 # TensorBoard's image cards are at least 335 px wide, 303 px inside: a picture about 320 px wide is shown at its size
@@ -573,38 +573,42 @@ def test_policy_map_draws_each_cells_arrow_from_its_centre_the_way_its_greedy_ac
     assert checked == {"FrozenLake-v1": 11, "CliffWalking-v1": 37}[env_id]  # 16 − 4 holes − goal; 48 − 10 cliff − goal
 
 
-def red_outlined_actions(img: np.ndarray, s: int) -> list[int]:
-    """The actions of heatmap row s outlined in red, (0, 0, 255) in BGR: rows of 22 px under a 20 px axis title and
-    a 24 px header, columns of 64 px right of 48 px of state labels."""
-    y = 20 + 24 + 22 * s + 11  # the middle of row s
-    return [a for a in range(4) if (img[y, 48 + 64 * a] == (0, 0, 255)).all()
-            and (img[y, 48 + 64 * a + 63] == (0, 0, 255)).all()]
+def taxi_cell(s: int) -> tuple[int, int]:
+    """The top-left pixel (x, y) of Taxi state s's cell in draw_taxi_policy's picture."""
+    row, col, passenger, destination = np.unravel_index(s, (5, 5, 5, 4))  # gymnasium's Taxi encode()
+    return 56 + 64 * destination + 12 * col, 20 + 64 * passenger + 12 * row
 
 
-def test_heatmap_outlines_the_greedy_action_of_each_row_in_red():
-    greedy = np.array([3, 0, 2, 1, 1, 0, 3, 2, 0, 0, 2, 3, 1, 3, 2, 1])
-    img = ql.draw_q_heatmap(q_table_greedy_on(greedy, 4), ["left", "down", "right", "up"])
-    assert [red_outlined_actions(img, s) for s in range(16)] == [[best] for best in greedy]
+def test_taxi_picture_shades_each_cell_by_max_q_and_marks_its_greedy_action_unless_all_are_equal(monkeypatch):
+    recorder = TextRecorder()
+    monkeypatch.setattr(ql.cv2, "putText", recorder)
+    q_table = q_table_greedy_on(np.arange(500) % 6, 6)
+    q_table[::7] = 0.5  # rows of equal values: no mark
+    img, shades = ql.draw_taxi_policy(q_table, gym.make("Taxi-v4").unwrapped.locs), ql.viridis(q_table.max(axis=1))
+    moves = [(0, 1), (0, -1), (1, 0), (-1, 0)]  # south, north, east, west
+    for s in range(500):
+        x, y = taxi_cell(s)
+        cell = img[y:y + 11, x:x + 11].astype(int)
+        assert cell[0, 0].tolist() == shades[s].tolist(), s  # a corner: no mark reaches it
+        ink = np.argwhere(np.abs(cell - shades[s]).sum(axis=2) > 100)  # (y, x) of the mark's pixels
+        if s % 7 == 0:
+            assert len(ink) == 0, s
+        elif s % 6 < 4:  # an arrow, its head at the end it points to: its ink leans that way from the centre
+            lean = np.sign(np.round(ink.mean(axis=0)[::-1] - 5, 1)).astype(int).tolist()
+            assert lean == list(moves[s % 6]), s
+    marked = [s for s in range(500) if s % 7 and s % 6 >= 4]
+    texts = [text for text in recorder.texts if text in ("P", "D")]  # drawn map by map, row by row, cell by cell
+    assert texts == ["PD"[s % 6 - 4] for s in sorted(marked, key=lambda s: (s // 4 % 5, s % 4, s // 100, s // 20 % 5))]
 
 
-def test_heatmap_outlines_nothing_in_a_row_of_equal_values_such_as_a_terminal_states():
-    q_table = q_table_greedy_on(np.arange(16) % 4, 4)
-    q_table[[5, 7, 11]] = 0.0  # 4x4's holes: rows of zeros
-    q_table[12] = 0.3  # equal, not zero
-    img = ql.draw_q_heatmap(q_table, ["left", "down", "right", "up"])
-    assert [s for s in range(16) if not red_outlined_actions(img, s)] == [5, 7, 11, 12]
-
-
-def test_heatmap_has_axis_titles_and_a_colour_bar_from_the_lowest_to_the_highest_q():
-    q_table = q_table_greedy_on(np.arange(16) % 4, 4)
-    img = ql.draw_q_heatmap(q_table, ["left", "down", "right", "up"])
-    bar = img[20 + 24 + 16 * 22 + 13]  # the middle row of the 26 px bar under the table
-    coloured = np.flatnonzero(np.ptp(bar.astype(int), axis=1) > 30)  # the scale: not white, not the grey text
-    viridis_ends = cv2.applyColorMap(np.uint8([[0, 255]]), cv2.COLORMAP_VIRIDIS)[0]
-    assert np.abs(bar[coloured[0]].astype(int) - viridis_ends[0]).sum() < 30  # the lowest colour first
-    assert np.abs(bar[coloured[-1]].astype(int) - viridis_ends[1]).sum() < 30  # the highest last
-    title_ink = (img[:20, 48:] < 128).any(axis=2).sum(), (img[20:44, :48] < 128).any(axis=2).sum()
-    assert min(title_ink) > 20  # "action" over the action columns, "state" over the state column
+def test_taxi_picture_outlines_the_passengers_place_blue_and_the_destination_magenta():
+    env = gym.make("Taxi-v4").unwrapped
+    img = ql.draw_taxi_policy(np.zeros((500, 6)), env.locs)
+    for passenger, destination in [(0, 1), (2, 3), (3, 0), (4, 2)]:  # 4: in the taxi, not on the map
+        for place, (row, col) in enumerate(env.locs):
+            x, y = taxi_cell(env.encode(row, col, passenger, destination))
+            colour = {passenger: [255, 80, 0], destination: [200, 0, 200]}.get(place, [255, 255, 255])  # BGR
+            assert img[y + 5, x - 1].tolist() == colour, (passenger, destination, place)  # the outline's left side
 
 
 @pytest.mark.parametrize("env_id, legend", [("FrozenLake-v1", ["H", "G"]), ("CliffWalking-v1", ["C", "G"])])
@@ -644,10 +648,10 @@ def test_pictures_write_every_value_with_two_decimals(monkeypatch):
     q_table = np.tile([2.91e-05, 0.000247, 0.0417, 0.5], (16, 1)) * np.linspace(1, 1.5, 16)[:, None]
     ql.draw_policy_map(cells, moves, q_table, q_values=True)
     ql.draw_policy_map(cells, moves, q_table)
-    ql.draw_q_heatmap(q_table, ["left", "down", "right", "up"])
-    # every text with a digit but the heatmap's state numbers; a colour bar's low end is "label: value"
-    values = [text.split(": ")[-1] for text in recorder.texts if re.search(r"\d", text) and not text.isdigit()]
-    assert len(values) == 11 * 4 + 2 + 2 + 16 * 4 + 2  # the 4x4 map's 11 cells that are not H or G; three colour bars
+    ql.draw_taxi_policy(np.resize(q_table, (500, 6)), gym.make("Taxi-v4").unwrapped.locs)
+    # every text with a digit; a colour bar's low end is "label: value"
+    values = [text.split(": ")[-1] for text in recorder.texts if re.search(r"\d", text)]
+    assert len(values) == 11 * 4 + 2 + 2 + 2  # the 4x4 map's 11 cells that are not H or G; three colour bars
     assert all(re.fullmatch(r"\d\.\d\d", value) for value in values), values
 
 
