@@ -21,7 +21,8 @@ reads every run folder directly under RUNS_DIR (e.g. the sweep's) and writes int
   measured and the published agents.
 - `overestimation.png`: per env, each script's value estimate `eval/q_estimate` (solid) and the discounted return
   it actually obtained `eval/discounted_return` (dashed) against global_step: van Hasselt et al. (2016),
-  Figure 3; seeds shown as in report.png. Written only when some run logs them.
+  Figure 3; seeds shown as in report.png. Where every run evaluated once (at its end), the two side by side per
+  script instead: each seed's value and their mean with its 95% CI. Written only when some run logs them.
 
 The literature. `benchmarks/atari100k_published.csv` is the one source of the random and human scores that
 normalize every Atari score of a report, (score − random) / (human − random), and of the published agents' mean
@@ -665,6 +666,10 @@ def overestimation_figure(runs: list[RunData]) -> Figure | None:
         return None
     figure = Figure(figsize=(6 * len(groups), 5.5), layout="constrained")
     for axes, (env, methods) in zip(figure.subplots(1, len(groups), squeeze=False)[0], groups.items()):
+        runs_here = [run for group in methods.values() for run in group]
+        if all(len(run.scalars[tag][0]) == 1 for run in runs_here for tag in OVERESTIMATION_TAGS):
+            final_values_panel(axes, env, methods, method_colors(runs))  # one evaluation per run: no curve to draw
+            continue
         for method, group in sorted(methods.items()):
             color = method_colors(runs)[method]
             plot_seeds(axes, [run.scalars["eval/q_estimate"] for run in group], f"{method}: Q estimate", color,
@@ -674,6 +679,20 @@ def overestimation_figure(runs: list[RunData]) -> Figure | None:
         axes.set(title=env, xlabel="global step", ylabel="value: discounted return of clipped rewards")
         legend_below(axes)
     return figure
+
+
+def final_values_panel(axes, env: str, methods: dict[str, list[RunData]], colors: dict[str, str]):
+    """Runs with one evaluation each: per method, its Q estimate beside the discounted return that followed, each
+    as the seeds' dots and their mean with a 95% CI (plot_final)."""
+    labels = []
+    for method, group in sorted(methods.items()):
+        for tag, what in zip(OVERESTIMATION_TAGS, ("Q estimate", "discounted return")):
+            samples = np.array([run.scalars[tag][1][-1] for run in group])
+            plot_final(axes, len(labels), samples, mean_estimate(samples), colors[method])
+            labels.append(f"{method}:\n{what}")
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set_xlim(-0.5, len(labels) - 0.5)
+    axes.set(title=f"{env}: at the final evaluation", ylabel="value: discounted return of clipped rewards")
 
 
 def logs_value_estimates(run: RunData) -> bool:

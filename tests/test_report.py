@@ -9,6 +9,7 @@ policy's games on Breakout.
 
 import dataclasses
 import errno
+import itertools
 import json
 import re
 import struct
@@ -334,6 +335,22 @@ def test_report_png_shows_below_each_env_the_final_scores_the_random_policy_and_
     assert published == [(3, 9.2), (4, 8.1), (5, 15.4), (6, 19.8), (7, 19.6)]  # DER ... SPR, at their positions
     frozenlake = finals["FrozenLake-v1: final scores"]
     assert [label.get_text() for label in frozenlake.get_xticklabels()] == ["qlearning_frozenlake"]
+
+
+def test_runs_evaluated_once_show_each_scripts_q_estimate_beside_its_discounted_return(tmp_path):
+    """A line through one step shows nothing: Atari 100k's runs evaluate only at their end."""
+    for script, seed in itertools.product(("dqn_atari", "double_dqn_atari"), (1, 2)):
+        write_run(tmp_path, "BreakoutNoFrameskip-v4", script, seed, {"eval/episodic_return": [1.0],
+                  "eval/q_estimate": [seed * 2.0], "eval/discounted_return": [seed * 0.5]}, steps=[100])
+    (axes,) = report.overestimation_figure(report.load_runs(tmp_path, [])).axes
+    assert axes.get_title() == "BreakoutNoFrameskip-v4: at the final evaluation"
+    assert [label.get_text() for label in axes.get_xticklabels()] == [
+        "double_dqn_atari:\nQ estimate", "double_dqn_atari:\ndiscounted return", "dqn_atari:\nQ estimate",
+        "dqn_atari:\ndiscounted return"]
+    seeds = [line.get_ydata().tolist() for line in axes.lines if line.get_marker() == "o"]
+    assert seeds == [[2.0, 4.0], [0.5, 1.0], [2.0, 4.0], [0.5, 1.0]]
+    means = [line.get_ydata().tolist() for line in axes.lines if line.get_marker() == "s"]
+    assert means == [[3.0], [0.75], [3.0], [0.75]]
 
 
 def test_overestimation_png_has_a_panel_per_env_that_logs_the_value_estimates(runs):
