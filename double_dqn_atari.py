@@ -703,9 +703,9 @@ def with_values(screen: np.ndarray, q_values: np.ndarray, action: int, max_q_tra
     """The screen and, beside it, the values the agent sees (as the Nature paper's value figure): above, Q(s, a) of
     each action as a bar from a zero line (the action taken white); below, max_a Q(s, a) over the game so far. Both
     on one scale, the largest |value| of the game so far at full height."""
-    height = screen.shape[0]
+    height, trace_values = screen.shape[0], np.asarray(max_q_trace)
     panel = np.zeros((height, 160, 3), np.uint8)
-    scale, half = max(np.abs(max_q_trace).max(), np.abs(q_values).max(), 1e-6), height // 4 - 14
+    scale, half = max(np.abs(trace_values).max(), np.abs(q_values).max(), 1e-6), height // 4 - 14
     bar_zero, trace_zero, width = height // 4 + 6, 3 * height // 4 + 6, 160 // len(q_values)
     for zero in (bar_zero, trace_zero):
         cv2.line(panel, (0, zero), (159, zero), (70, 70, 70))
@@ -713,9 +713,10 @@ def with_values(screen: np.ndarray, q_values: np.ndarray, action: int, max_q_tra
         top = bar_zero - round(q / scale * half)
         cv2.rectangle(panel, (a * width + 1, min(top, bar_zero)), ((a + 1) * width - 2, max(top, bar_zero)),
                       (255, 255, 255) if a == action else (110, 110, 110), cv2.FILLED)
-    trace = [(i * 159 // max(len(max_q_trace) - 1, 1), trace_zero - round(q / scale * half))
-             for i, q in enumerate(max_q_trace)]
-    cv2.polylines(panel, [np.array(trace, np.int32)], False, (255, 200, 0))
+    steps = np.linspace(0, len(trace_values) - 1, min(len(trace_values), 160)).round().astype(int)  # ≤ 1 per column
+    trace = np.stack([steps * 159 // max(len(trace_values) - 1, 1),
+                      trace_zero - np.round(trace_values[steps] / scale * half)], axis=1)
+    cv2.polylines(panel, [trace.astype(np.int32)], False, (255, 200, 0))
     cv2.putText(panel, f"{action_names[action]} {q_values[action]:.2f}", (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
                 (255, 255, 255))
     cv2.putText(panel, f"max Q {max_q_trace[-1]:.2f}", (2, height // 2 + 10), cv2.FONT_HERSHEY_PLAIN, 0.8,

@@ -436,6 +436,18 @@ def test_the_video_panel_draws_each_actions_q_value_as_a_bar_from_one_zero_line(
     assert [panel[zero, c] for c in centres] == [110, 110, 255, 110]
 
 
+def test_the_video_panel_draws_a_long_games_max_q_trace_with_at_most_one_point_per_column(dqn, monkeypatch):
+    """A frame's cost must not grow with the game: 27,000 steps (the frame cap) still give a trace of 160 points."""
+    drawn = []
+    monkeypatch.setattr(dqn.cv2, "polylines", lambda img, points, *args: drawn.append(points[0]))
+    trace = list(np.linspace(0.0, 2.0, 27_000))
+    dqn.with_values(np.zeros((210, 160, 3), np.uint8), np.array([0.5, 2.0]), 1, trace, ["A", "B"])
+    (points,) = drawn
+    half, trace_zero = 210 // 4 - 14, 3 * 210 // 4 + 6
+    assert len(points) == 160
+    assert points[0].tolist() == [0, trace_zero] and points[-1].tolist() == [159, trace_zero - half]  # first, last
+
+
 def test_the_hparams_record_holds_the_algorithms_flags_the_exp_name_and_the_seed_with_their_values(dqn, breakout_run):
     args, _, events = breakout_run
     content = events.PluginTagToContent("hparams")
