@@ -50,6 +50,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import tyro
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata as hparams_metadata
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -431,21 +433,36 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
 # Plumbing: the run's record and console, the Atari pipeline, evaluation and videos, checkpoints, the command line
 # ================================================================================================================
 def log_hyperparameters(writer: SummaryWriter, args: Args):
-    """CleanRL's "hyperparameters" text table (every flag, this script's file and its git commit), and as HPARAMS
-    columns the flags that make one run learn differently from another (the rest is bookkeeping). Only a session
-    record: with no experiment record of its own, the HPARAMS tab takes its columns from all runs in the folder.
-    Also the CUSTOM SCALARS chart of the overestimation: the Q estimate over the return that followed."""
+    """CleanRL's "hyperparameters" text table (every flag, this script's file and its git commit), the HPARAMS tab's
+    layout and this run's values of its columns (the flags that make one run learn differently from another), and
+    the CUSTOM SCALARS chart of the overestimation: the Q estimate over the return that followed."""
     writer.add_custom_scalars({"eval": {"overestimation: eval/q_estimate against eval/discounted_return": [
         "Multiline", ["eval/q_estimate", "eval/discounted_return"]]}})
     rows = asdict(args) | {"script": os.path.basename(__file__), "commit": git_commit()}
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items()))
-    learning = ("exp_name", "env_id", "seed", "total_timesteps", "learning_rate", "gamma", "buffer_size", "batch_size",
-                "target_network_frequency", "tau", "start_e", "end_e", "exploration_fraction", "learning_starts",
-                "train_frequency", "loss", "num_envs")
-    _, session_start, session_end = hparams({name: getattr(args, name) for name in learning},
-                                            {"eval/episodic_return": 0.0})
-    writer.file_writer.add_summary(session_start)
-    writer.file_writer.add_summary(session_end)
+    writer.file_writer.add_summary(hparams_layout())
+    values = {name: getattr(args, name) for name in HPARAMS_COLUMNS if hasattr(args, name)}
+    for session_record in hparams(values, {})[1:]:  # the run's start (with its values) and its end
+        writer.file_writer.add_summary(session_record)
+
+
+# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout
+# it finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics: the results.
+HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate",  # ticked: what tells runs apart
+                   "gamma", "total_timesteps", "total_episodes", "lr_decay_exponent", "start_e", "end_e",
+                   "exploration_fraction", "buffer_size", "batch_size", "target_network_frequency", "tau",
+                   "learning_starts", "train_frequency", "loss", "num_envs")
+HPARAMS_METRICS = ("eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate",
+                   "eval/discounted_return", "charts/episodic_return", "charts/success_rate", "charts/SPS")
+
+
+def hparams_layout() -> Summary:
+    """The HPARAMS tab's experiment record: HPARAMS_COLUMNS (the first five ticked) and HPARAMS_METRICS."""
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, differs=i < 5) for i, name in enumerate(HPARAMS_COLUMNS)],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
+    content = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
+    return Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=content)])
 
 
 def git_commit() -> str:

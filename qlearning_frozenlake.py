@@ -43,6 +43,8 @@ from gymnasium.envs.toy_text import CliffWalkingEnv, FrozenLakeEnv, TaxiEnv
 from gymnasium.envs.toy_text.frozen_lake import is_valid
 from gymnasium.utils import seeding
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.hparams import api_pb2, metadata as hparams_metadata
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
@@ -348,13 +350,30 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    # HPARAMS: with no experiment record, TensorBoard takes columns and metrics from all runs (the DQN scripts' too)
-    learning = ("exp_name", "env_id", "seed", "total_episodes", "learning_rate", "lr_decay_exponent", "gamma",
-                "start_e", "end_e", "exploration_fraction")
-    hparam_dict = {name: getattr(args, name) for name in learning} | {"env": env_name(args, env)}
-    for session_record in hparams(hparam_dict, {})[1:]:  # its start and end, not the experiment record
+    writer.file_writer.add_summary(hparams_layout())
+    values = {name: getattr(args, name) for name in HPARAMS_COLUMNS if hasattr(args, name)}
+    for session_record in hparams(values | {"env": env_name(args, env)}, {})[1:]:  # the run's start, its end
         writer.file_writer.add_summary(session_record)
     return writer
+
+
+# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout
+# it finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics: the results.
+HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate",  # ticked: what tells runs apart
+                   "gamma", "total_timesteps", "total_episodes", "lr_decay_exponent", "start_e", "end_e",
+                   "exploration_fraction", "buffer_size", "batch_size", "target_network_frequency", "tau",
+                   "learning_starts", "train_frequency", "loss", "num_envs")
+HPARAMS_METRICS = ("eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate",
+                   "eval/discounted_return", "charts/episodic_return", "charts/success_rate", "charts/SPS")
+
+
+def hparams_layout() -> Summary:
+    """The HPARAMS tab's experiment record: HPARAMS_COLUMNS (the first five ticked) and HPARAMS_METRICS."""
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, differs=i < 5) for i, name in enumerate(HPARAMS_COLUMNS)],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
+    content = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
+    return Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=content)])
 
 
 def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluation) -> None:

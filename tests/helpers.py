@@ -3,6 +3,7 @@ line, mount a small disk; and the DQN scripts' test tools (a Catch run, hand-mad
 
 import contextlib
 import importlib.util
+import json
 import os
 import struct
 import subprocess
@@ -136,14 +137,15 @@ def wandb_offline_records(wandb_dir) -> list:
     return records
 
 
-def wandb_config_and_scalars(wandb_dir) -> tuple[dict, set]:
-    """An offline W&B run's config ({flag: JSON text}) and the names of the scalars in its history."""
-    config, scalars = {}, set()
+def wandb_config_and_history(wandb_dir) -> tuple[dict, list[dict]]:
+    """An offline W&B run's config ({flag: its value}) and its history (a {name: value} dict per row)."""
+    config, history = {}, []
     for record in wandb_offline_records(wandb_dir):
         kind = record.WhichOneof("record_type")
         if kind in ("run", "config"):
             updates = record.run.config.update if kind == "run" else record.config.update
-            config |= {item.key: item.value_json for item in updates}
+            config |= {item.key: json.loads(item.value_json) for item in updates}
         elif kind == "history":
-            scalars |= {item.key or "/".join(item.nested_key) for item in record.history.item}
-    return config, scalars
+            history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.history.item})
+    return config, history

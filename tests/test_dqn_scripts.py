@@ -15,7 +15,7 @@ import pytest
 import torch
 from fixture_envs import RandomFrames
 from helpers import (FixedQ, batch_of, catch_args, catch_run, load_script, one_error_line, run_dir_of, run_script,
-                     step_and_store, wandb_config_and_scalars)
+                     step_and_store, wandb_config_and_history)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -458,8 +458,8 @@ def test_the_hparams_record_holds_the_algorithms_flags_the_exp_name_and_the_seed
     flags = [field.name for field in fields(dqn.Args)]
     learning = flags[:flags.index("exp_name")] + ["exp_name", "seed"]
     assert recorded == {name: getattr(args, name) for name in learning}
-    # no experiment record: TensorBoard then takes its columns (and metrics, eval/ ones included) from every run
-    assert "_hparams_/experiment" not in content
+    # the HPARAMS tab's layout is in the run (tests/test_qlearning.py checks it is the same in the three scripts)
+    assert content["_hparams_/experiment"] == dqn.hparams_layout().value[0].metadata.plugin_data.content
 
 
 def test_the_hyperparameters_table_holds_every_flag_the_script_and_its_commit(dqn, breakout_run):
@@ -496,10 +496,13 @@ def test_the_progress_line_counts_to_the_step_where_the_run_ends(dqn, pixel_game
 def test_track_mirrors_the_config_and_every_scalar_to_an_offline_wandb_run(dqn, pixel_games, offline_wandb):
     dqn.main(catch_args(dqn, 300, learning_starts=100, eval_episodes=2, track=True, seed=7,
                         runs_dir=str(offline_wandb / "runs")))
-    config, scalars = wandb_config_and_scalars(offline_wandb)
-    assert (config["seed"], config["env_id"], config["track"]) == ("7", '"Catch"', "true")
-    # (not the last evaluation's points: W&B's TensorBoard sync may still be reading them when the run finishes)
-    assert {"charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"} <= scalars
+    config, history = wandb_config_and_history(offline_wandb)
+    assert (config["seed"], config["env_id"], config["track"]) == (7, "Catch", True)
+    assert {"charts/epsilon", "charts/SPS", "losses/td_loss", "losses/q_values"} <= {tag for row in history for tag in row}
+    # the final evaluation's points, the last ones written, reach W&B: the run finishes after them, not before
+    final = [row for row in history if "eval/episodic_return" in row]
+    assert [(row["global_step"], "eval/q_estimate" in row, "eval/discounted_return" in row) for row in final] == [
+        (300, True, True)]
 
 
 def test_a_resumed_track_run_continues_the_same_wandb_run(dqn, pixel_games, offline_wandb):

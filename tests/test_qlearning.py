@@ -19,7 +19,8 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import load_script, mounted_tmpfs, one_error_line, run_script, script_command, wandb_offline_records
+from helpers import (load_script, mounted_tmpfs, one_error_line, run_script, script_command, wandb_config_and_history,
+                     wandb_offline_records)
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -429,12 +430,20 @@ def test_hparams_session_holds_the_learning_hyperparameters_and_the_env_as_playe
                        "env": "FrozenLake-v1 (map 4x4, slippery)"}
 
 
-def test_hparams_has_no_experiment_record_so_tensorboard_takes_columns_and_metric_from_all_runs(small_run):
-    # an experiment record in one run would fix the HPARAMS columns of every run in runs/, the DQN scripts' too;
-    # without it TensorBoard unites all sessions' hyperparameters and offers every scalar as a metric
+def test_the_hparams_layout_is_the_three_scripts_one_with_the_results_ticked_first(small_run):
+    # TensorBoard takes the first layout it finds in runs/: if the scripts' layouts differed, a folder that mixes
+    # their runs would hide some scripts' flags. It ticks the first five metrics, and the five columns that "differ".
     result, events = small_run
-    assert "_hparams_/experiment" not in events.PluginTagToContent("hparams")
-    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
+    content = events.PluginTagToContent("hparams")
+    layouts = {script.hparams_layout().value[0].metadata.plugin_data.content
+               for script in (ql, load_script("dqn_atari"), load_script("double_dqn_atari"))}
+    assert layouts == {content["_hparams_/experiment"]}
+    experiment = metadata.parse_experiment_plugin_data(content["_hparams_/experiment"])
+    assert [info.name.tag for info in experiment.metric_infos][:5] == [
+        "eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate", "eval/discounted_return"]
+    ticked = [info.name for info in experiment.hparam_infos if info.differs]
+    assert ticked == ["exp_name", "env_id", "env", "seed", "learning_rate"]
+    assert "_hparams_/session_end_info" in content
     assert events.Scalars("eval/value_ratio")[-1].step == result.steps  # the metric's last value: the final score
 
 
@@ -900,14 +909,13 @@ def test_track_offline_writes_a_wandb_run_named_like_the_run_folder_with_the_fla
     offline = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
     done = run_script(SCRIPT, tmp_path, "--track", "--total-episodes", "500", "--seed", "5", env=offline)
     assert done.returncode == 0, done.stderr
-    records = wandb_offline_records(tmp_path)
-    (run,) = [record.run for record in records if record.HasField("run")]
-    config = {item.key: json.loads(item.value_json) for item in run.config.update}
+    (run,) = [record.run for record in wandb_offline_records(tmp_path) if record.HasField("run")]
+    config, history = wandb_config_and_history(tmp_path)
     (run_dir,) = os.listdir(tmp_path / "runs")
     assert (config["seed"], config["env_id"], config["total_episodes"], run.display_name) == (5, "FrozenLake-v1", 500,
                                                                                               run_dir)
-    history = [{item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
-               for record in records if record.HasField("history")]
     epsilon = [(row["global_step"], row["charts/epsilon"]) for row in history if "charts/epsilon" in row]
     assert epsilon[0] == (0, 1.0)  # TensorBoard's first ε point, start_e at step 0
-    assert any("eval/value_ratio" in row for row in history)
+    # every evaluation (500 episodes, --eval-frequency 500: at the start and at the end), the last one written last
+    ends = [row["global_step"] for row in history if "charts/episodes" in row]
+    assert [row["global_step"] for row in history if "eval/value_ratio" in row] == [0, ends[-1]]
