@@ -440,29 +440,25 @@ def log_hyperparameters(writer: SummaryWriter, args: Args):
         "Multiline", ["eval/q_estimate", "eval/discounted_return"]]}})
     rows = asdict(args) | {"script": os.path.basename(__file__), "commit": git_commit()}
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items()))
-    writer.file_writer.add_summary(hparams_layout())
+    # the HPARAMS tab: its layout, then this run's values of its columns, and its end
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, differs=name in HPARAMS_COLUMNS[:5]) for name in HPARAMS_COLUMNS],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
+    layout = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=layout)]))
     values = {name: getattr(args, name) for name in HPARAMS_COLUMNS if hasattr(args, name)}
-    for session_record in hparams(values, {})[1:]:  # the run's start (with its values) and its end
+    for session_record in hparams(values, {})[1:]:
         writer.file_writer.add_summary(session_record)
 
 
-# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout
-# it finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics: the results.
-HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate",  # ticked: what tells runs apart
-                   "gamma", "total_timesteps", "total_episodes", "lr_decay_exponent", "start_e", "end_e",
-                   "exploration_fraction", "buffer_size", "batch_size", "target_network_frequency", "tau",
-                   "learning_starts", "train_frequency", "loss", "num_envs")
+# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout it
+# finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics (the results) and
+# the five columns marked `differs` (the first five: what tells runs apart).
+HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate", "gamma", "total_timesteps", "total_episodes",
+                   "lr_decay_exponent", "start_e", "end_e", "exploration_fraction", "buffer_size", "batch_size",
+                   "target_network_frequency", "tau", "learning_starts", "train_frequency", "loss", "num_envs")
 HPARAMS_METRICS = ("eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate",
                    "eval/discounted_return", "charts/episodic_return", "charts/success_rate", "charts/SPS")
-
-
-def hparams_layout() -> Summary:
-    """The HPARAMS tab's experiment record: HPARAMS_COLUMNS (the first five ticked) and HPARAMS_METRICS."""
-    experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=name, differs=i < 5) for i, name in enumerate(HPARAMS_COLUMNS)],
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
-    content = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
-    return Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=content)])
 
 
 def git_commit() -> str:
@@ -676,6 +672,7 @@ def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: flo
         video = None
         if episode < len(video_paths):
             height, width, _ = env.render().shape
+            os.makedirs(os.path.dirname(video_paths[episode]), exist_ok=True)
             # VP9 (fourcc "vp09") in mp4: a codec that browsers, W&B and GitHub play, and that OpenCV's wheel encodes
             video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"vp09"), 15, (width + 160, height))
         rewards, lives_lost, game_start = [], [], len(q_max)
@@ -745,8 +742,6 @@ def evaluate_and_log(writer: SummaryWriter, args: Args, q_network, global_step: 
     """Evaluate the online network and log `eval/episodic_return` (the mean score), `eval/q_estimate` and
     `eval/discounted_return` (with --capture-video, the first game too). Ctrl-C abandons it: returns False."""
     video_paths = [os.path.join(writer.log_dir, "videos", f"step-{global_step}.mp4")] if args.capture_video else []
-    if video_paths:
-        os.makedirs(os.path.dirname(video_paths[0]), exist_ok=True)
     evaluation = evaluate(q_network, args.env_id, args.seed + global_step, args.eval_episodes, args.eval_epsilon,
                           device, video_paths, args.gamma, ctrl_c)
     if evaluation is None:
@@ -795,8 +790,6 @@ def eval_only(args: Args) -> QNetwork:
     video_folder = os.path.join(new_run_dir(args), "videos") if args.capture_video else None
     video_paths = [os.path.join(video_folder, f"eval-{i}.mp4") for i in range(args.eval_episodes)] if video_folder \
         else []
-    if video_folder:
-        os.makedirs(video_folder)
     with StopOnCtrlC() as ctrl_c:
         evaluation = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon, device,
                               video_paths, args.gamma, ctrl_c)

@@ -350,30 +350,26 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
-    writer.file_writer.add_summary(hparams_layout())
+    # the HPARAMS tab: its layout, then this run's values of its columns, and its end
+    experiment = api_pb2.Experiment(
+        hparam_infos=[api_pb2.HParamInfo(name=name, differs=name in HPARAMS_COLUMNS[:5]) for name in HPARAMS_COLUMNS],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
+    layout = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
+    writer.file_writer.add_summary(Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=layout)]))
     values = {name: getattr(args, name) for name in HPARAMS_COLUMNS if hasattr(args, name)}
-    for session_record in hparams(values | {"env": env_name(args, env)}, {})[1:]:  # the run's start, its end
+    for session_record in hparams(values | {"env": env_name(args, env)}, {})[1:]:
         writer.file_writer.add_summary(session_record)
     return writer
 
 
-# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout
-# it finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics: the results.
-HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate",  # ticked: what tells runs apart
-                   "gamma", "total_timesteps", "total_episodes", "lr_decay_exponent", "start_e", "end_e",
-                   "exploration_fraction", "buffer_size", "batch_size", "target_network_frequency", "tau",
-                   "learning_starts", "train_frequency", "loss", "num_envs")
+# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout it
+# finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics (the results) and
+# the five columns marked `differs` (the first five: what tells runs apart).
+HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate", "gamma", "total_timesteps", "total_episodes",
+                   "lr_decay_exponent", "start_e", "end_e", "exploration_fraction", "buffer_size", "batch_size",
+                   "target_network_frequency", "tau", "learning_starts", "train_frequency", "loss", "num_envs")
 HPARAMS_METRICS = ("eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate",
                    "eval/discounted_return", "charts/episodic_return", "charts/success_rate", "charts/SPS")
-
-
-def hparams_layout() -> Summary:
-    """The HPARAMS tab's experiment record: HPARAMS_COLUMNS (the first five ticked) and HPARAMS_METRICS."""
-    experiment = api_pb2.Experiment(
-        hparam_infos=[api_pb2.HParamInfo(name=name, differs=i < 5) for i, name in enumerate(HPARAMS_COLUMNS)],
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
-    content = hparams_metadata.create_summary_metadata(HParamsPluginData(experiment=experiment))
-    return Summary(value=[Summary.Value(tag=hparams_metadata.EXPERIMENT_TAG, metadata=content)])
 
 
 def log_evaluation(writer: SummaryWriter, global_step: int, evaluation: Evaluation) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.plugins.hparams import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,3 +150,10 @@ def wandb_config_and_history(wandb_dir) -> tuple[dict, list[dict]]:
             history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                             for item in record.history.item})
     return config, history
+
+
+def hparams_layout(events) -> tuple[list, list, list]:
+    """A run's HPARAMS layout (its experiment record): the columns, those ticked (marked `differs`), the metrics."""
+    experiment = metadata.parse_experiment_plugin_data(events.PluginTagToContent("hparams")["_hparams_/experiment"])
+    columns, metrics = experiment.hparam_infos, experiment.metric_infos
+    return [c.name for c in columns], [c.name for c in columns if c.differs], [m.name.tag for m in metrics]

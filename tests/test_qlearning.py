@@ -19,8 +19,8 @@ import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import (load_script, mounted_tmpfs, one_error_line, run_script, script_command, wandb_config_and_history,
-                     wandb_offline_records)
+from helpers import (hparams_layout, load_script, mounted_tmpfs, one_error_line, run_script, script_command,
+                     wandb_config_and_history, wandb_offline_records)
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -434,16 +434,14 @@ def test_the_hparams_layout_is_the_three_scripts_one_with_the_results_ticked_fir
     # TensorBoard takes the first layout it finds in runs/: if the scripts' layouts differed, a folder that mixes
     # their runs would hide some scripts' flags. It ticks the first five metrics, and the five columns that "differ".
     result, events = small_run
-    content = events.PluginTagToContent("hparams")
-    layouts = {script.hparams_layout().value[0].metadata.plugin_data.content
-               for script in (ql, load_script("dqn_atari"), load_script("double_dqn_atari"))}
-    assert layouts == {content["_hparams_/experiment"]}
-    experiment = metadata.parse_experiment_plugin_data(content["_hparams_/experiment"])
-    assert [info.name.tag for info in experiment.metric_infos][:5] == [
-        "eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate", "eval/discounted_return"]
-    ticked = [info.name for info in experiment.hparam_infos if info.differs]
+    scripts = (ql, load_script("dqn_atari"), load_script("double_dqn_atari"))
+    assert len({(script.HPARAMS_COLUMNS, script.HPARAMS_METRICS) for script in scripts}) == 1
+    columns, ticked, metrics = hparams_layout(events)
+    assert (columns, metrics) == (list(ql.HPARAMS_COLUMNS), list(ql.HPARAMS_METRICS))
+    assert metrics[:5] == ["eval/episodic_return", "eval/value_ratio", "eval/goal_probability", "eval/q_estimate",
+                           "eval/discounted_return"]
     assert ticked == ["exp_name", "env_id", "env", "seed", "learning_rate"]
-    assert "_hparams_/session_end_info" in content
+    assert "_hparams_/session_end_info" in events.PluginTagToContent("hparams")
     assert events.Scalars("eval/value_ratio")[-1].step == result.steps  # the metric's last value: the final score
 
 
