@@ -6,7 +6,9 @@ import importlib.util
 import re
 import shutil
 import subprocess
+import tracemalloc
 from dataclasses import fields, replace
+from types import SimpleNamespace
 
 import cv2
 import gymnasium as gym
@@ -446,6 +448,24 @@ def test_the_video_panel_draws_a_long_games_max_q_trace_with_at_most_one_point_p
     half, trace_zero = 210 // 4 - 14, 3 * 210 // 4 + 6
     assert len(points) == 160
     assert points[0].tolist() == [0, trace_zero] and points[-1].tolist() == [159, trace_zero - half]  # first, last
+
+
+def test_the_gif_of_a_long_game_keeps_max_frames_evenly_spaced_frames_and_only_those_in_memory(dqn, tmp_path):
+    path, frame_bytes = str(tmp_path / "game.mp4"), 210 * 480 * 3  # a recorded frame: the screen and the value panel
+    video = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"vp09"), 15, (480, 210))
+    for i in range(400):
+        video.write(np.full((210, 480, 3), 37 * i % 256, np.uint8))  # frame i: grey 37·i mod 256, unlike its neighbours
+    video.release()
+    logged = []
+    writer = SimpleNamespace(file_writer=SimpleNamespace(add_summary=lambda summary, step: logged.append(summary)))
+    tracemalloc.start()
+    dqn.log_video(writer, "videos/eval", path, 0, max_frames=20)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 30 * frame_bytes  # the 20 frames kept and the GIF; all 400 frames would take 121 MB
+    _, gif = cv2.imdecodeanimation(np.frombuffer(logged[0].value[0].image.encoded_image_string, np.uint8))
+    greys = [round(frame[..., :3].mean()) for frame in gif.frames]
+    assert greys == pytest.approx([37 * 20 * k % 256 for k in range(20)], abs=6)  # frames 0, 20, ..., 380
 
 
 def test_the_hparams_record_holds_the_algorithms_flags_the_exp_name_and_the_seed_with_their_values(dqn, breakout_run):
