@@ -1,4 +1,5 @@
-"""The guides stay true: every relative link and image resolves, and every flag they name exists."""
+"""The guides stay true: every relative link and image resolves, every flag they name exists, and the output
+they quote is what the command prints."""
 
 import re
 import subprocess
@@ -6,7 +7,7 @@ import sys
 from functools import cache
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, load_script
 
 GUIDES = ["README.md", "benchmarks/README.md", *[str(p.relative_to(ROOT)) for p in sorted(ROOT.glob("docs/*.md"))]]
 SCRIPTS = ["qlearning_frozenlake.py", "dqn_atari.py", "double_dqn_atari.py"]
@@ -82,3 +83,12 @@ def test_the_flag_check_sees_a_flag_that_does_not_exist():
         (["--seeds"], ["benchmarks/sweep.py"]), (["--seed"], SCRIPTS)]
     assert flags_and_owners("--resume runs/x") == [(["--resume"], SCRIPTS + TOOLS)]
     assert flags_and_owners("pip install --no-deps x") == []
+
+
+def test_the_summary_the_readme_quotes_is_what_the_default_tabular_run_prints(tmp_path, capsys):
+    """`python qlearning_frozenlake.py` (seed 1, every draw seeded) prints every line of the README's summary."""
+    (quoted,) = re.findall(r"```text\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.DOTALL)
+    ql = load_script("qlearning_frozenlake")
+    ql.main(ql.Args(runs_dir=str(tmp_path)))
+    printed = capsys.readouterr().out.splitlines()
+    assert [line for line in quoted.splitlines() if line not in printed] == []
