@@ -758,9 +758,10 @@ def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames:
     spaced frames, the only ones held in memory: a game of 27,000 steps would take 8 GB."""
     capture, frames = cv2.VideoCapture(path), []
     n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    every = math.ceil(n_frames / max_frames)
     for i in range(n_frames):
         capture.grab()  # decodes the frame; retrieve() gives it, for the frames kept
-        if i % math.ceil(n_frames / max_frames) == 0:
+        if i % every == 0:
             frames.append(capture.retrieve()[1])
     capture.release()
     animation = cv2.Animation()

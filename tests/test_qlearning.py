@@ -6,7 +6,6 @@ import contextlib
 import glob
 import hashlib
 import importlib.util
-import json
 import os
 import re
 import signal
