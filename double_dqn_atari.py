@@ -234,17 +234,14 @@ class ReplayBuffer:
         self.new_episode = np.ones(num_envs, dtype=bool)  # per stream: the next s begins an episode (at first, all)
         self.device, self.rng = device, np.random.default_rng(seed)
 
-    def start_episodes(self, where: np.ndarray):
-        """Where `where` (a bool per env) holds, a new episode begins: the next `add` stores its s first."""
-        self.new_episode |= where
-
-    def add(self, obs, next_obs, actions, rewards, terminations):
+    def add(self, obs, next_obs, actions, rewards, terminations, episode_ends):
         """Store the transition (s, a, r, s', terminated) of every env. s is already in the memory as the previous
-        transition's s', except where an episode begins: there its newest frame is stored first."""
+        transition's s', except where an episode begins: there its newest frame is stored first. Where
+        `episode_ends` (terminated or truncated), the env's next transition begins a new episode."""
         beginning = np.flatnonzero(self.new_episode)
         self._write(beginning, obs[beginning, -1], 0, 0.0, False, episode_start=True)
         self._write(np.arange(self.num_envs), next_obs[:, -1], actions, rewards, terminations, episode_start=False)
-        self.new_episode[:] = False
+        self.new_episode = np.array(episode_ends, dtype=bool)
 
     def _write(self, envs, frames, actions, rewards, terminations, episode_start: bool):
         slots = self.pos[envs]
@@ -385,8 +382,7 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
             real_next_obs = next_obs.copy()
             for env in np.flatnonzero(terminations | truncations):
                 real_next_obs[env] = infos["final_obs"][env]
-            rb.add(obs, real_next_obs, actions, rewards, terminations)
-            rb.start_episodes(terminations | truncations)
+            rb.add(obs, real_next_obs, actions, rewards, terminations, terminations | truncations)
             obs = next_obs
 
             # learning: one gradient update per `train_frequency` agent steps, once learning has started
@@ -665,40 +661,39 @@ def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: flo
     measured as the TD target defines it (clipped rewards, cut at a lost life): van Hasselt et al.'s
     overestimation figure. The first games are recorded as mp4, one path per game in `video_paths`: at every agent
     step the screen, with the values the agent sees beside it. Returns None if Ctrl-C was pressed (`ctrl_c.pressed`)."""
-    env = make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)()
-    returns, q_max, discounted = [], [], []
-    for episode in range(eval_episodes):
-        obs, info = env.reset(seed=seed if episode == 0 else None)
-        video = None
-        if episode < len(video_paths):
-            height, width, _ = env.render().shape
-            os.makedirs(os.path.dirname(video_paths[episode]), exist_ok=True)
-            # VP9 (fourcc "vp09") in mp4: a codec that browsers, W&B and GitHub play, and that OpenCV's wheel encodes
-            video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"vp09"), 15, (width + 160, height))
-        rewards, lives_lost, game_start = [], [], len(q_max)
-        terminated = truncated = False
-        while not (terminated or truncated or (ctrl_c is not None and ctrl_c.pressed)):
-            with torch.no_grad():
-                q_values = q_network(torch.from_numpy(obs).to(device)[None])[0]
-            explore = env.np_random.random() < epsilon
-            action = env.action_space.sample() if explore else q_values.argmax().item()
-            q_max.append(q_values.max().item())
+    with make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)() as env:
+        returns, q_max, discounted = [], [], []
+        for episode in range(eval_episodes):
+            obs, info = env.reset(seed=seed if episode == 0 else None)
+            video = None
+            if episode < len(video_paths):
+                height, width, _ = env.render().shape
+                os.makedirs(os.path.dirname(video_paths[episode]), exist_ok=True)
+                # VP9 ("vp09") in mp4: a codec that browsers, W&B and GitHub play, and that OpenCV's wheel encodes
+                video = cv2.VideoWriter(video_paths[episode], cv2.VideoWriter_fourcc(*"vp09"), 15,
+                                        (width + 160, height))  # the screen and the values' panel beside it
+            rewards, lives_lost, game_start = [], [], len(q_max)
+            terminated = truncated = False
+            while not (terminated or truncated or (ctrl_c is not None and ctrl_c.pressed)):
+                with torch.no_grad():
+                    q_values = q_network(torch.from_numpy(obs).to(device)[None])[0]
+                explore = env.np_random.random() < epsilon
+                action = env.action_space.sample() if explore else q_values.argmax().item()
+                q_max.append(q_values.max().item())
+                if video is not None:
+                    frame = with_values(env.render(), q_values.cpu().numpy(), action, q_max[game_start:],
+                                        env.unwrapped.get_action_meanings())
+                    video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                lives = info.get("lives", 0)  # the ALE reports lives; other envs have none to lose
+                obs, reward, terminated, truncated, info = env.step(action)
+                rewards.append(np.sign(reward))
+                lives_lost.append(info.get("lives", 0) < lives)
             if video is not None:
-                frame = with_values(env.render(), q_values.cpu().numpy(), action, q_max[game_start:],
-                                    env.unwrapped.get_action_meanings())
-                video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-            lives = info.get("lives", 0)  # the ALE reports lives; other envs have none to lose
-            obs, reward, terminated, truncated, info = env.step(action)
-            rewards.append(np.sign(reward))
-            lives_lost.append(info.get("lives", 0) < lives)
-        if video is not None:
-            video.release()
-        if ctrl_c is not None and ctrl_c.pressed:  # stopped within one agent step: no partial evaluation
-            env.close()
-            return None
-        returns.append(float(info["episode"]["r"]))
-        discounted += discounted_returns(rewards, lives_lost, gamma)
-    env.close()
+                video.release()
+            if ctrl_c is not None and ctrl_c.pressed:  # stopped within one agent step: no partial evaluation
+                return None
+            returns.append(float(info["episode"]["r"]))
+            discounted += discounted_returns(rewards, lives_lost, gamma)
     return Evaluation(returns, float(np.mean(q_max)), float(np.mean(discounted)))
 
 
@@ -731,10 +726,9 @@ def with_values(screen: np.ndarray, q_values: np.ndarray, action: int, max_q_tra
     trace = np.stack([steps * 159 // max(len(trace_values) - 1, 1),
                       trace_zero - np.round(trace_values[steps] / scale * half)], axis=1)
     cv2.polylines(panel, [trace.astype(np.int32)], False, (255, 200, 0))
-    cv2.putText(panel, f"{action_names[action]} {q_values[action]:.2f}", (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
-                (255, 255, 255))
-    cv2.putText(panel, f"max Q {max_q_trace[-1]:.2f}", (2, height // 2 + 10), cv2.FONT_HERSHEY_PLAIN, 0.8,
-                (255, 200, 0))
+    for text, y, colour in ((f"{action_names[action]} {q_values[action]:.2f}", 10, (255, 255, 255)),
+                            (f"max Q {max_q_trace[-1]:.2f}", height // 2 + 10, (255, 200, 0))):
+        cv2.putText(panel, text, (2, y), cv2.FONT_HERSHEY_PLAIN, 0.8, colour)
     return np.hstack([screen, panel])
 
 
@@ -752,9 +746,8 @@ def evaluate_and_log(writer: SummaryWriter, args: Args, q_network, global_step: 
     writer.add_scalar("eval/discounted_return", evaluation.discounted_return, global_step)
     if video_paths:
         log_video(writer, "videos/eval", video_paths[0], global_step)
-    print(f"eval at step {global_step:,}: mean return {np.mean(evaluation.returns):.2f} over "
-          f"{len(evaluation.returns)} games | Q estimate {evaluation.q_estimate:.3f}, discounted return "
-          f"{evaluation.discounted_return:.3f}")
+    print(f"eval at step {global_step:,}: mean return {np.mean(evaluation.returns):.2f} ({args.eval_episodes} games) | "
+          f"Q estimate {evaluation.q_estimate:.3f}, discounted return {evaluation.discounted_return:.3f}")
     return True
 
 
@@ -770,8 +763,7 @@ def log_video(writer: SummaryWriter, tag: str, path: str, step: int, max_frames:
             frames.append(capture.retrieve()[1])
     capture.release()
     animation = cv2.Animation()
-    animation.frames = frames
-    animation.durations = [1000 * n_frames // (15 * len(frames))] * len(frames)
+    animation.frames, animation.durations = frames, [1000 * n_frames // (15 * len(frames))] * len(frames)
     _, gif = cv2.imencodeanimation(".gif", animation, [cv2.IMWRITE_GIF_DITHER, 3])  # 3: no dither, no speckle
     height, width = frames[0].shape[:2]
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif.tobytes())
@@ -783,16 +775,14 @@ def eval_only(args: Args) -> QNetwork:
     if not os.path.isfile(args.model_path):
         fail(f"--model-path {args.model_path}: no such file")
     device = torch.device("cuda" if torch.cuda.is_available() and args.cuda else "cpu")
-    env = make_env(args.env_id, args.seed, 0, training=False)()  # only to count the game's actions
-    q_network = QNetwork(env.action_space.n).to(device)
-    env.close()
+    with make_env(args.env_id, args.seed, 0, training=False)() as env:  # only to count the game's actions
+        q_network = QNetwork(env.action_space.n).to(device)
     try:
         q_network.load_state_dict(torch.load(args.model_path, map_location=device, weights_only=True))
     except Exception as error:  # a foreign file or another network: torch raises various types
         fail(f"--model-path {args.model_path}: not a state_dict of this QNetwork ({type(error).__name__})")
-    video_folder = os.path.join(new_run_dir(args), "videos") if args.capture_video else None
-    video_paths = [os.path.join(video_folder, f"eval-{i}.mp4") for i in range(args.eval_episodes)] if video_folder \
-        else []
+    video_folder = os.path.join(new_run_dir(args), "videos") if args.capture_video else ""
+    video_paths = [os.path.join(video_folder, f"eval-{i}.mp4") for i in range(args.eval_episodes) if video_folder]
     with StopOnCtrlC() as ctrl_c:
         evaluation = evaluate(q_network, args.env_id, args.seed, args.eval_episodes, args.eval_epsilon, device,
                               video_paths, args.gamma, ctrl_c)
@@ -847,7 +837,7 @@ def save_atomically(state: dict, path: str, global_step: int):
     """torch.save to a temporary file, then rename: a kill, a full disk or a second Ctrl-C during the write leaves
     the previous file intact and (except after a kill) no temporary file behind. A failed write is one line, and
     so is a state with a number that is not finite: a broken network is never saved."""
-    if not all(torch.isfinite(tensor).all() for tensor in tensors_in(state) if tensor.is_floating_point()):
+    if not all_finite(state):
         fail(f"the weights became non-finite by step {global_step:,} (lower --learning-rate?); nothing was saved, "
              "what was saved before is intact", status=1)
     try:
@@ -863,12 +853,12 @@ def save_atomically(state: dict, path: str, global_step: int):
         raise
 
 
-def tensors_in(value) -> list:
-    """Every tensor inside nested dicts, lists and tuples (a checkpoint)."""
+def all_finite(value) -> bool:
+    """Whether every floating-point tensor inside nested dicts, lists and tuples (a checkpoint) is finite."""
     if isinstance(value, torch.Tensor):
-        return [value]
+        return not value.is_floating_point() or bool(torch.isfinite(value).all())
     items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
-    return [tensor for item in items for tensor in tensors_in(item)]
+    return all(all_finite(item) for item in items)
 
 
 def load_checkpoint(path: str) -> tuple[dict, str]:
@@ -898,7 +888,7 @@ def load_checkpoint(path: str) -> tuple[dict, str]:
         fail(f"--resume {path}: its step {checkpoint['global_step']!r} is not a step count")
     if not isinstance(checkpoint["wandb_id"], str | None):
         fail(f"--resume {path}: its W&B run id {checkpoint['wandb_id']!r} is not one")
-    if not all(torch.isfinite(tensor).all() for tensor in tensors_in(checkpoint) if tensor.is_floating_point()):
+    if not all_finite(checkpoint):
         fail(f"--resume {path}: the checkpoint's weights (or optimizer state) are not finite; resume an earlier copy")
     return checkpoint, os.path.dirname(os.path.abspath(path))  # (a bare "checkpoint.pt" is in the folder ".")
 
@@ -929,8 +919,7 @@ def restore_checkpoint(checkpoint: dict, args: Args, q_network, target_network, 
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
         fail(f"--resume {args.resume}: the checkpoint does not fit this script (another version, or damaged): "
              f"{type(error).__name__} {' '.join(str(error).split())}")
-    print(f"resumed at step {checkpoint['global_step']:,}: the games in progress at the interruption are lost, "
-          "the envs start new ones")
+    print(f"resumed at step {checkpoint['global_step']:,}; the games in progress then are lost: new ones start")
     return checkpoint["global_step"]
 
 
@@ -992,8 +981,7 @@ def check_args(args: Args):
         ("tau", 0 < args.tau <= 1, "must be in (0, 1]"),
         ("target_network_frequency", args.target_network_frequency > 0, "must be positive"),
         ("start_e", 0 <= args.start_e <= 1, "must be in [0, 1]"),
-        ("end_e", 0 <= args.end_e <= 1, "must be in [0, 1]"),
-        ("end_e", args.end_e <= args.start_e, f"larger than --start-e {args.start_e}"),
+        ("end_e", 0 <= args.end_e <= args.start_e, f"must be in [0, --start-e {args.start_e}]"),
         ("exploration_fraction", 0 < args.exploration_fraction <= 1, "must be in (0, 1]"),
         ("learning_starts", args.learning_starts >= 0, "must be 0 or more"),
         ("learning_starts", args.eval_only or args.learning_starts < args.total_timesteps,
@@ -1082,8 +1070,7 @@ def main(args: Args) -> QNetwork:
 
 
 def quiet_writer_thread(hook):
-    """TensorBoard writes its event file from a thread of its own. Its OSError (a full disk) is raised again in the
-    main thread, which reports it in one line; the thread stays quiet. Other errors print as usual."""
+    """TensorBoard's writer thread stays quiet on an OSError (a full disk): the main thread reports it in one line."""
     if not issubclass(hook.exc_type, OSError):
         threading.__excepthook__(hook)
 

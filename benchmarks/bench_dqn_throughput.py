@@ -51,7 +51,7 @@ def per_call(fn, repeats: int, warmup: int = 20) -> float:
 def env_time(envs, rb, num_envs: int) -> float:
     """Seconds per agent step of stepping `envs` with random actions and storing the transitions in `rb`."""
     obs, _ = envs.reset(seed=0)
-    rb.start_episodes(np.ones(num_envs, dtype=bool))  # every env begins an episode
+    rb.new_episode[:] = True  # every env begins an episode
     steps = 2000 // num_envs
     start = time.perf_counter()
     for _ in range(steps):
@@ -108,7 +108,7 @@ def component_times(m, env_id: str, num_envs: int, device, large_memory: int, co
     large = m.ReplayBuffer(large_memory, num_envs, device, seed=0, storage=m.replay_storage(large_memory, device))
     stacks, zeros = obs.numpy(), np.zeros(num_envs, np.int64)
     for _ in range(large_memory // num_envs):
-        large.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool))
+        large.add(stacks, stacks, zeros, zeros.astype(np.float32), zeros.astype(bool), zeros.astype(bool))
     times["t_update_large"] = per_call(lambda: update(large), 300)
     return times, lambda: update(rb)
 

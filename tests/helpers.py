@@ -71,8 +71,7 @@ def step_and_store(envs, rb, obs, actions):
     real_next_obs = next_obs.copy()
     for env in np.flatnonzero(terminations | truncations):
         real_next_obs[env] = infos["final_obs"][env]
-    rb.add(obs, real_next_obs, actions, rewards, terminations)
-    rb.start_episodes(terminations | truncations)
+    rb.add(obs, real_next_obs, actions, rewards, terminations, terminations | truncations)
     return next_obs, (obs, actions, rewards, real_next_obs, terminations)
 
 

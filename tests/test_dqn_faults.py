@@ -11,6 +11,7 @@ import sys
 import time
 import zipfile
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -270,14 +271,12 @@ def test_a_read_only_runs_folder_is_one_line_and_exit_1(tmpfs):
 
 
 # ------------------------------------------------------------------ Ctrl-C
-class CtrlCAtStep:
+class CtrlCAtStep(gym.Wrapper):
     """An env that raises SIGINT (as Ctrl-C does) during its `at`-th step and counts the steps from then on."""
 
     def __init__(self, env, at, counts):
-        self.env, self.at, self.counts, self.steps = env, at, counts, 0
-
-    def __getattr__(self, name):
-        return getattr(self.env, name)
+        super().__init__(env)
+        self.at, self.counts, self.steps = at, counts, 0
 
     def step(self, action):
         self.steps += 1

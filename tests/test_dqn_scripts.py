@@ -229,8 +229,7 @@ def test_replay_samples_every_stored_transition_equally_often_whatever_its_strea
     rb = dqn.ReplayBuffer(2 * 100, 2, torch.device("cpu"), seed=0)
     stacks, ends = np.zeros((2, 4, 84, 84), np.uint8), np.array([False, True])
     for t in range(20):
-        rb.add(stacks, stacks, np.zeros(2, np.int64), np.array([t, 100 + t], np.float32), ends)
-        rb.start_episodes(ends)
+        rb.add(stacks, stacks, np.zeros(2, np.int64), np.array([t, 100 + t], np.float32), ends, ends)
     rewards = np.concatenate([rb.sample(1000).rewards.numpy() for _ in range(40)])
     transitions, counts = np.unique(rewards, return_counts=True)
     assert transitions.tolist() == list(range(20)) + list(range(100, 120))
@@ -243,7 +242,7 @@ def test_replay_takes_at_most_7100_bytes_per_transition(dqn):
     rb, rng = dqn.ReplayBuffer(1000, 1, torch.device("cpu"), seed=0), np.random.default_rng(0)
     for _ in range(1200):  # filled, and wrapped around
         stack = rng.integers(0, 256, (1, 4, 84, 84), dtype=np.uint8)
-        rb.add(stack, stack, np.zeros(1, np.int64), np.ones(1, np.float32), np.zeros(1, bool))
+        rb.add(stack, stack, np.zeros(1, np.int64), np.ones(1, np.float32), np.zeros(1, bool), np.zeros(1, bool))
     allocated = sum(value.nbytes for value in vars(rb).values() if isinstance(value, (np.ndarray, torch.Tensor)))
     assert allocated <= 7100 * 1000
     # the figure the memory check uses is what is allocated (up to the per-stream counters)
