@@ -447,9 +447,8 @@ def log_hyperparameters(writer: SummaryWriter, args: Args):
         writer.file_writer.add_summary(session_record)
 
 
-# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout it
-# finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics (the results) and
-# the five columns marked `differs` (the first five: what tells runs apart).
+# The HPARAMS tab's columns and metrics, the same in the three scripts: TensorBoard takes the first layout it finds, so
+# a folder mixing their runs shows all their flags. It ticks the first five of each: the results, what tells runs apart.
 HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate", "gamma", "total_timesteps", "total_episodes",
                    "lr_decay_exponent", "start_e", "end_e", "exploration_fraction", "buffer_size", "batch_size",
                    "target_network_frequency", "tau", "learning_starts", "train_frequency", "loss", "num_envs")

@@ -316,8 +316,7 @@ class ExactScorer:
 
 
 def default_run_name(args: Args) -> str:
-    """CleanRL's run name, `{env_id}__{exp_name}__{seed}__{unix time}` (a namespace's '/' in the env id made '_');
-    on FrozenLake the id names the map, which chart legends would cut off: `FrozenLake-v1-8x8`, `-random6x6`."""
+    """CleanRL's `{env_id}__{exp_name}__{seed}__{unix time}` ('/' made '_'), FrozenLake's id with its map: `-8x8`."""
     env_id = args.env_id.replace("/", "_")
     if args.env_id.startswith("FrozenLake"):  # --map-size's random map, --map-name's, or the env's own
         own_map = gym.registry[args.env_id].kwargs["map_name"] if args.env_id in gym.registry else None
@@ -326,9 +325,17 @@ def default_run_name(args: Args) -> str:
 
 
 def open_run(args: Args, env: gym.Env) -> SummaryWriter:
-    """The run folder (a default name taken in the same second gets -2, -3, ...), W&B, the writer with the flags."""
-    made_runs_dir, name = not os.path.isdir(args.runs_dir), args.run_name or default_run_name(args)
-    for attempt in itertools.count(1):
+    """W&B first (it mirrors every scalar; if it cannot start, nothing is written), the run folder, the writer."""
+    if args.track:
+        import wandb  # only with --track; check_args made sure it is installed
+        try:
+            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
+                       config=vars(args), monitor_gym=True, save_code=True)
+        except wandb.errors.Error as e:  # not logged in (no API key, no terminal to ask for one), no network, ...
+            fail(f"--track True: Weights & Biases did not start: {e}",  # a setup to fix (log in): 2; a fault: 1
+                 status=2 if isinstance(e, wandb.errors.UsageError) else 1)
+    name = args.run_name or default_run_name(args)
+    for attempt in itertools.count(1):  # a default name taken in the same second gets -2, -3, ...
         run_dir = os.path.join(args.runs_dir, name if attempt == 1 else f"{name}-{attempt}")
         try:
             os.makedirs(run_dir)
@@ -336,17 +343,8 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
         except FileExistsError:
             if args.run_name:
                 fail(f"--run-name {name}: {run_dir} already exists (choose another name)")
-    if args.track:  # W&B before the writer: it mirrors every scalar the writer writes
-        import wandb  # only with --track; check_args made sure it is installed
-        try:
-            wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
-                       config=vars(args), name=os.path.basename(run_dir), monitor_gym=True, save_code=True)
-        except wandb.errors.Error as e:  # not logged in (no API key, no terminal to ask for one), no network, ...
-            os.rmdir(run_dir)  # still empty: a run that never started leaves nothing behind
-            if made_runs_dir:
-                os.rmdir(args.runs_dir)
-            status = 2 if isinstance(e, wandb.errors.UsageError) else 1  # a setup to fix (log in), or a fault
-            fail(f"--track True: Weights & Biases did not start: {e}", status)
+    if args.track:
+        wandb.run.name = os.path.basename(run_dir)  # named once the folder's name is known
     writer = SummaryWriter(run_dir)
     table = "\n".join(f"|{key}|{value}|" for key, value in vars(args).items())
     writer.add_text("hyperparameters", f"|param|value|\n|-|-|\n{table}")
@@ -362,9 +360,8 @@ def open_run(args: Args, env: gym.Env) -> SummaryWriter:
     return writer
 
 
-# The HPARAMS tab's columns and metrics. The same in this project's three scripts: TensorBoard takes the first layout it
-# finds, so a folder that mixes their runs shows each script's flags. It ticks the first five metrics (the results) and
-# the five columns marked `differs` (the first five: what tells runs apart).
+# The HPARAMS tab's columns and metrics, the same in the three scripts: TensorBoard takes the first layout it finds, so
+# a folder mixing their runs shows all their flags. It ticks the first five of each: the results, what tells runs apart.
 HPARAMS_COLUMNS = ("exp_name", "env_id", "env", "seed", "learning_rate", "gamma", "total_timesteps", "total_episodes",
                    "lr_decay_exponent", "start_e", "end_e", "exploration_fraction", "buffer_size", "batch_size",
                    "target_network_frequency", "tau", "learning_starts", "train_frequency", "loss", "num_envs")
@@ -407,8 +404,7 @@ def grid_layout(env: gym.Env):
     if isinstance(u, FrozenLakeEnv):  # S start, F frozen, H hole, G goal; left, down, right, up
         return [[c.decode() for c in row] for row in u.desc], [(-1, 0), (0, 1), (1, 0), (0, -1)]
     if isinstance(u, CliffWalkingEnv):  # its documented map: S and G at the bottom corners, the cliff C between them
-        rows, cols = u.shape
-        cells = [["F"] * cols for _ in range(rows - 1)] + [["S"] + ["C"] * (cols - 2) + ["G"]]
+        cells = [["F"] * 12 for _ in range(3)] + [["S"] + ["C"] * 10 + ["G"]]  # u.shape: 4 × 12
         return cells, [(0, -1), (1, 0), (0, 1), (-1, 0)]  # up, right, down, left
     return None
 
@@ -427,11 +423,10 @@ def ink_on(colour) -> tuple:
 def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale=0.4, thickness=1):
     """A w × h box of `colour` with `text` at its top left, in ink_on(colour)."""
     cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), tuple(map(int, colour)), -1)
-    ink = ink_on(colour)
     text_height = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1]
-    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
-                thickness, cv2.LINE_AA)
-    return ink
+    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                ink_on(colour), thickness, cv2.LINE_AA)
+    return ink_on(colour)
 
 
 WHITE = (255, 255, 255)
@@ -481,25 +476,22 @@ def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent=No
 
 def draw_q_triangles(img: np.ndarray, centre, cell: int, q_row: np.ndarray, moves, shades: np.ndarray) -> None:
     """Q(s, a): a triangle per action toward the side it moves to, shaded (labelled from 64 px), argmax outlined red."""
-    half, greedy = cell // 2 - 1, None
+    half, triangles = cell // 2 - 1, []
     for a, (dx, dy) in enumerate(moves):
         side, along = np.array([dx, dy]) * half, np.array([-dy, dx]) * half  # to the middle of that side; along it
-        corners = np.int32([centre, centre + side + along, centre + side - along])
-        cv2.fillConvexPoly(img, corners, tuple(map(int, shades[a])))
+        triangles.append(np.int32([centre, centre + side + along, centre + side - along]))
+        cv2.fillConvexPoly(img, triangles[-1], tuple(map(int, shades[a])))
         if cell >= 64:  # the label centred 0.6 of the way to that side
             (w, h), _ = cv2.getTextSize(f"{q_row[a]:.2f}", cv2.FONT_HERSHEY_SIMPLEX, 0.35, 1)
             origin = np.int32(centre + 0.6 * side + (-w / 2, h / 2))
             cv2.putText(img, f"{q_row[a]:.2f}", origin, cv2.FONT_HERSHEY_SIMPLEX, 0.35, ink_on(shades[a]), 1)
-        if a == q_row.argmax() and q_row.max() > q_row.min():
-            greedy = corners
-    if greedy is not None:  # last, over the sides it shares with the other triangles
-        cv2.polylines(img, [greedy], True, (0, 0, 255), 1)
+    if q_row.max() > q_row.min():  # last, over the sides it shares with the other triangles
+        cv2.polylines(img, [triangles[q_row.argmax()]], True, (0, 0, 255), 1)
 
 
 def draw_taxi_policy(q_table: np.ndarray, places: list) -> np.ndarray:
     """Taxi's 500 states: a 5 × 5 map of the taxi's cells per passenger place (rows) and destination (columns), each
-    cell shaded by max_a Q with the greedy action (an arrow, P pickup, D dropoff; none if all are equal); the passenger
-    outlined blue, the destination magenta."""
+    cell shaded by max_a Q with its greedy action (arrow, P pickup, D dropoff; none if all equal), places outlined."""
     q = q_table.reshape(5, 5, 5, 4, 6)  # taxi row, taxi column, passenger, destination, action: gymnasium's encode()
     cell, panel, label = 12, 64, 56  # a panel: 5 cells and a 4 px gap
     img = np.full((20 + 5 * panel, label + 4 * panel, 3), 255, np.uint8)
@@ -515,13 +507,11 @@ def draw_taxi_policy(q_table: np.ndarray, places: list) -> np.ndarray:
         if a in (4, 5):
             cv2.putText(img, "PD"[a - 4], (x0 + 2, y0 + 9), cv2.FONT_HERSHEY_SIMPLEX, 0.32, ink, 1, cv2.LINE_AA)
         elif a is not None:
-            dx, dy = [(0, 1), (0, -1), (1, 0), (-1, 0)][a]
-            cv2.arrowedLine(img, (x0 + 5 - 4 * dx, y0 + 5 - 4 * dy), (x0 + 5 + 4 * dx, y0 + 5 + 4 * dy), ink, 1,
-                            tipLength=0.5)
-        passenger_here = p < 4 and (row, col) == places[p]  # p = 4: in the taxi
-        if passenger_here or (row, col) == places[d]:  # outlined: the destination magenta, the passenger blue (BGR)
-            colour = (200, 0, 200) if (row, col) == places[d] else (255, 80, 0)
-            cv2.rectangle(img, (x0 - 1, y0 - 1), (x0 + cell - 1, y0 + cell - 1), colour, 1)
+            centre, move = np.array([x0 + 5, y0 + 5]), 4 * np.array([(0, 1), (0, -1), (1, 0), (-1, 0)][a])  # y down
+            cv2.arrowedLine(img, centre - move, centre + move, ink, 1, tipLength=0.5)
+        for place, colour in ((places[p] if p < 4 else None, (255, 80, 0)), (places[d], (200, 0, 200))):  # p 4: in taxi
+            if (row, col) == place:  # the passenger's place outlined blue, then the destination magenta (BGR)
+                cv2.rectangle(img, (x0 - 1, y0 - 1), (x0 + cell - 1, y0 + cell - 1), colour, 1)
     return np.vstack([img, colour_bar("max Q", q_table.max(axis=1).min(), q_table.max(), img.shape[1])])
 
 
@@ -585,9 +575,7 @@ def is_name(name: str) -> bool:
 def check_args(args: Args) -> None:
     """Reject impossible flag values before anything is written. NaN and ±inf fail every range below."""
     map_bytes = 8 * args.map_size**4 * (4 + 3)  # T (n² × 4 actions, n = size² states) and the solve's n × n matrices
-    meminfo = Path("/proc/meminfo")  # Linux's MemAvailable counts the caches it can free; elsewhere: no limit
-    memory = 0.9 * (int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024 if meminfo.exists()
-                    else np.inf)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # this machine's RAM
     # the run folder is made under the nearest part of --runs-dir that exists, which must then be a folder
     runs_base = next(p for p in (Path(args.runs_dir), *Path(args.runs_dir).parents) if os.path.exists(p))
     checks = [
@@ -600,8 +588,8 @@ def check_args(args: Args) -> None:
         ("exploration_fraction", 0 < args.exploration_fraction <= 1, "must be in (0, 1]"),
         ("map_name", args.map_name in (None, "4x4", "8x8"), 'must be "4x4" or "8x8"'),
         ("map_size", args.map_size == 0 or args.map_size >= 2, "must be 0 (no random map) or at least 2"),
-        ("map_size", map_bytes <= memory, f"exact scoring on that map needs {map_bytes / 2**30:,.1f} GiB of memory "
-                                          f"but {memory / 2**30:,.1f} GiB is available"),
+        ("map_size", map_bytes <= 0.9 * memory, f"exact scoring on that map needs {map_bytes / 2**30:,.1f} GiB of "
+                                                f"memory but this machine has {memory / 2**30:,.1f} GiB"),
         ("map_p", 0 < args.map_p <= 1, "must be in (0, 1]"),
         ("seed", 0 <= args.seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
         ("map_seed", 0 <= args.map_seed < 2**32, "must be in [0, 2**32): numpy's seed range"),

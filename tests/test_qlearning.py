@@ -906,7 +906,7 @@ def test_track_offline_writes_a_wandb_run_named_like_the_run_folder_with_the_fla
     offline = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
     done = run_script(SCRIPT, tmp_path, "--track", "--total-episodes", "500", "--seed", "5", env=offline)
     assert done.returncode == 0, done.stderr
-    (run,) = [record.run for record in wandb_offline_records(tmp_path) if record.HasField("run")]
+    run = [record.run for record in wandb_offline_records(tmp_path) if record.HasField("run")][-1]  # its last name
     config, history = wandb_config_and_history(tmp_path)
     (run_dir,) = os.listdir(tmp_path / "runs")
     assert (config["seed"], config["env_id"], config["total_episodes"], run.display_name) == (5, "FrozenLake-v1", 500,
