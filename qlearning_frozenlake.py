@@ -399,13 +399,13 @@ def finish_run(args: Args, env: gym.Env, writer: SummaryWriter, result: Result) 
 
 
 def grid_layout(env: gym.Env):
-    """(the cells' letters, row by row; each action's move (dx, dy), y down) for grid envs; None for others (Taxi)."""
+    """(the cells' letters, a string per row; each action's move (dx, dy), y down) for grid envs; None for others."""
     u = env.unwrapped
     if isinstance(u, FrozenLakeEnv):  # S start, F frozen, H hole, G goal; left, down, right, up
-        return [[c.decode() for c in row] for row in u.desc], [(-1, 0), (0, 1), (1, 0), (0, -1)]
-    if isinstance(u, CliffWalkingEnv):  # its documented map: S and G at the bottom corners, the cliff C between them
-        cells = [["F"] * 12 for _ in range(3)] + [["S"] + ["C"] * 10 + ["G"]]  # u.shape: 4 × 12
-        return cells, [(0, -1), (1, 0), (0, 1), (-1, 0)]  # up, right, down, left
+        return [b"".join(row).decode() for row in u.desc], [(-1, 0), (0, 1), (1, 0), (0, -1)]
+    if isinstance(u, CliffWalkingEnv):  # S and G at the bottom corners, the cliff C between them; up, right, down, left
+        rows, cols = u.shape
+        return ["F" * cols] * (rows - 1) + ["S" + "C" * (cols - 2) + "G"], [(0, -1), (1, 0), (0, 1), (-1, 0)]
     return None
 
 
@@ -423,10 +423,10 @@ def ink_on(colour) -> tuple:
 def filled_box(img: np.ndarray, x0: int, y0: int, w: int, h: int, colour, text: str, scale=0.4, thickness=1):
     """A w × h box of `colour` with `text` at its top left, in ink_on(colour)."""
     cv2.rectangle(img, (x0, y0), (x0 + w - 1, y0 + h - 1), tuple(map(int, colour)), -1)
-    text_height = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1]
-    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                ink_on(colour), thickness, cv2.LINE_AA)
-    return ink_on(colour)
+    ink, text_height = ink_on(colour), cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1]
+    cv2.putText(img, text, (x0 + 4, y0 + min(h - 5, text_height + 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, ink,
+                thickness, cv2.LINE_AA)
+    return ink
 
 
 WHITE = (255, 255, 255)
@@ -444,7 +444,7 @@ def colour_bar(label: str, low: float, high: float, width: int, height: int = 26
     return strip
 
 
-def draw_policy_map(cells: list[list[str]], moves, q_table: np.ndarray, agent=None, cell=None, q_values=False):
+def draw_policy_map(cells: list[str], moves, q_table: np.ndarray, agent=None, cell=None, q_values=False):
     """The map: each cell shaded by max_a Q(s, a), its letter, an arrow the way argmax_a Q(s, a) moves, `agent` red;
     with `q_values`, Q(s, a) itself (draw_q_triangles). Cells of `cell` px, else at most 72 and the map 320 px wide."""
     n_rows, n_cols = len(cells), len(cells[0])
@@ -575,7 +575,8 @@ def is_name(name: str) -> bool:
 def check_args(args: Args) -> None:
     """Reject impossible flag values before anything is written. NaN and ±inf fail every range below."""
     map_bytes = 8 * args.map_size**4 * (4 + 3)  # T (n² × 4 actions, n = size² states) and the solve's n × n matrices
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")  # this machine's RAM
+    meminfo = Path("/proc/meminfo")  # Linux; MemAvailable counts the caches the OS can give back
+    available = int(re.search(r"MemAvailable:\s+(\d+)", meminfo.read_text())[1]) * 1024 if meminfo.exists() else 2**63
     # the run folder is made under the nearest part of --runs-dir that exists, which must then be a folder
     runs_base = next(p for p in (Path(args.runs_dir), *Path(args.runs_dir).parents) if os.path.exists(p))
     checks = [
@@ -588,8 +589,8 @@ def check_args(args: Args) -> None:
         ("exploration_fraction", 0 < args.exploration_fraction <= 1, "must be in (0, 1]"),
         ("map_name", args.map_name in (None, "4x4", "8x8"), 'must be "4x4" or "8x8"'),
         ("map_size", args.map_size == 0 or args.map_size >= 2, "must be 0 (no random map) or at least 2"),
-        ("map_size", map_bytes <= 0.9 * memory, f"exact scoring on that map needs {map_bytes / 2**30:,.1f} GiB of "
-                                                f"memory but this machine has {memory / 2**30:,.1f} GiB"),
+        ("map_size", map_bytes <= 0.9 * available, f"exact scoring on that map needs {map_bytes / 2**30:,.1f} GiB of "
+                                                   f"memory, over 90% of the {available / 2**30:,.1f} GiB available"),
         ("map_p", 0 < args.map_p <= 1, "must be in (0, 1]"),
         ("seed", 0 <= args.seed < 2**32, "must be in [0, 2**32): numpy's seed range"),
         ("map_seed", 0 <= args.map_seed < 2**32, "must be in [0, 2**32): numpy's seed range"),

@@ -368,7 +368,7 @@ def greedy_catch_score(dqn, q_network) -> float:
 
 @pytest.mark.slow
 def test_it_learns_catch_from_pixels(dqn, pixel_games, tmp_path):
-    """4,000 steps, 1,750 updates (one every 2 steps: seeds 1-3 score 1.00; one every step took twice as long)."""
+    """4,000 steps, 1,750 updates (one every 2 steps)."""
     assert greedy_catch_score(dqn, dqn.main(catch_args(dqn, 4000, train_frequency=2, runs_dir=str(tmp_path)))) >= 0.8
 
 
