@@ -140,15 +140,11 @@ class QNetwork(nn.Module):
     def __init__(self, n_actions: int):
         super().__init__()
         self.network = nn.Sequential(
-            nn.Conv2d(4, 32, 8, stride=4),
-            nn.ReLU(),
-            nn.Conv2d(32, 64, 4, stride=2),
-            nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1),
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(3136, 512),
-            nn.ReLU(),
+            nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(),  # 4×84×84 → 32×20×20
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),  # → 64×9×9
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),  # → 64×7×7
+            nn.Flatten(),  # → 3136
+            nn.Linear(3136, 512), nn.ReLU(),
             nn.Linear(512, n_actions),
         )
         # channels_last (N, H, W, C in memory) for the weights and the input: the layout in which the convolution
@@ -170,7 +166,6 @@ class ReplayBatch(NamedTuple):
 
 
 def td_target(q_network, target_network, data: ReplayBatch, gamma: float):
-    """The regression target of a minibatch, computed without gradient."""
     with torch.no_grad():
         # Double DQN target: y = r + γ · Q_target(s', argmax_a' Q(s', a')), and no bootstrap past a terminal state
         next_actions = q_network(data.next_observations).argmax(dim=1, keepdim=True)
@@ -200,8 +195,7 @@ def update_target(target_network, q_network, tau: float):
 
 
 def times_due(step: int, every: int, num_envs: int) -> int:
-    """How many multiples of `every` a step of the vector env reached: it moves `step` up by `num_envs` agent steps
-    (from 0 at least), so it may pass one multiple, or several."""
+    """How many multiples of `every` the vector env passed in its step to `step` (from step − num_envs, or 0)."""
     return step // every - max(step - num_envs, 0) // every
 
 
@@ -429,9 +423,8 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
 # Plumbing: the run's record and console, the Atari pipeline, evaluation and videos, checkpoints, the command line
 # ================================================================================================================
 def log_hyperparameters(writer: SummaryWriter, args: Args):
-    """CleanRL's "hyperparameters" text table (every flag, this script's file and its git commit), the HPARAMS tab's
-    layout and this run's values of its columns (the flags that make one run learn differently from another), and
-    the CUSTOM SCALARS chart of the overestimation: the Q estimate over the return that followed."""
+    """CleanRL's "hyperparameters" table (every flag, the script, its git commit), the HPARAMS tab (layout and this
+    run's values) and the CUSTOM SCALARS chart of overestimation (Q estimate over the return that followed)."""
     writer.add_custom_scalars({"eval": {"overestimation: eval/q_estimate against eval/discounted_return": [
         "Multiline", ["eval/q_estimate", "eval/discounted_return"]]}})
     rows = asdict(args) | {"script": os.path.basename(__file__), "commit": git_commit()}
@@ -528,8 +521,7 @@ class NoopReset(gym.Wrapper):
 
 
 class MaxAndSkip(gym.Wrapper):
-    """Repeat each action for 4 frames and sum the rewards. The observation is the pixel-wise max of the last two
-    raw RGB frames: some Atari sprites are drawn only every other frame."""
+    """Repeat an action 4 frames, summing the rewards; observe the max of the last two frames (sprites flicker)."""
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -576,8 +568,7 @@ class EpisodicLife(gym.Wrapper):
 
 
 class FireReset(gym.Wrapper):
-    """Press FIRE after every reset: games such as Breakout wait for it before they start (or continue after a
-    lost life)."""
+    """Press FIRE after every reset: games such as Breakout wait for it to start, or to go on after a lost life."""
 
     def reset(self, **kwargs):
         self.env.reset(**kwargs)
@@ -627,9 +618,8 @@ UPDATE_BYTES = 5 * 84 * 84 + 4 * 84 * 84 * 4 + 2 * 4 * (32 * 20 * 20 + 64 * 9 * 
 
 
 def replay_storage(buffer_size: int, device: torch.device, batch_size: int = 0) -> torch.device:
-    """Where the replay frames live: on the GPU when they and an update of `batch_size` take at most 80% of its
-    free memory (the rest is for the networks), else in host memory. A memory the host cannot hold, or a minibatch
-    the device cannot hold beside it, is refused now, not hours later when learning starts."""
+    """Where the replay frames live: on the GPU if they and an update of `batch_size` fit in 80% of its free memory,
+    else in host memory. A memory or a minibatch that does not fit is refused now, not hours later."""
     frame_bytes, batch_bytes = buffer_size * ReplayBuffer.FRAME_BYTES, batch_size * UPDATE_BYTES
     gpu_free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else 0
     on_gpu = frame_bytes + batch_bytes <= 0.8 * gpu_free
@@ -655,11 +645,10 @@ class Evaluation(NamedTuple):
 
 def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: float, device, video_paths=(),
              gamma: float = 0.99, ctrl_c=None) -> Evaluation | None:
-    """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores). Next to the scores: how
-    much value the network expects, max_a Q(s, a), and what followed, the discounted return from the same states
-    measured as the TD target defines it (clipped rewards, cut at a lost life): van Hasselt et al.'s
-    overestimation figure. The first games are recorded as mp4, one path per game in `video_paths`: at every agent
-    step the screen, with the values the agent sees beside it. Returns None if Ctrl-C was pressed (`ctrl_c.pressed`)."""
+    """Play `eval_episodes` full games ε-greedily (no life-loss terminals, raw scores). Next to the scores: the value
+    the network expects, max_a Q(s, a), and what followed: the discounted return from the same states as the TD target
+    defines it (clipped rewards, cut at a lost life), van Hasselt et al.'s overestimation figure. The first games are
+    recorded as mp4, one per path in `video_paths`, the values beside the screen. None if Ctrl-C was pressed."""
     with make_env(env_id, seed, 0, training=False, render_mode="rgb_array" if video_paths else None)() as env:
         returns, q_max, discounted = [], [], []
         for episode in range(eval_episodes):
@@ -697,8 +686,7 @@ def evaluate(q_network, env_id: str, seed: int, eval_episodes: int, epsilon: flo
 
 
 def discounted_returns(rewards: list[float], ends: list[bool], gamma: float) -> list[float]:
-    """G_t = r_t + γ · G_{t+1}, with no future past a step that ends a learning episode (`ends`): the quantity that
-    Q(s_t, a_t) estimates, worked out backwards from the last step."""
+    """G_t = r_t + γ · G_{t+1}, cut where a learning episode ends (`ends`): what Q(s_t, a_t) estimates."""
     g, returns = 0.0, []
     for reward, end in zip(reversed(rewards), reversed(ends)):
         g = reward + gamma * g * (1 - end)
@@ -708,9 +696,8 @@ def discounted_returns(rewards: list[float], ends: list[bool], gamma: float) -> 
 
 def with_values(screen: np.ndarray, q_values: np.ndarray, action: int, max_q_trace: list[float],
                 action_names: list[str]) -> np.ndarray:
-    """The screen and, beside it, the values the agent sees (as the Nature paper's value figure): above, Q(s, a) of
-    each action as a bar from a zero line (the action taken white); below, max_a Q(s, a) over the game so far. Both
-    on one scale, the largest |value| of the game so far at full height."""
+    """The screen and the values the agent sees: Q(s, a) of each action as a bar (the action taken white), and below
+    max_a Q(s, a) over the game so far, on one scale: the game's largest |value| at full height."""
     height, trace_values = screen.shape[0], np.asarray(max_q_trace)
     panel = np.zeros((height, 160, 3), np.uint8)
     scale, half = max(np.abs(trace_values).max(), np.abs(q_values).max(), 1e-6), height // 4 - 14
@@ -923,8 +910,7 @@ def restore_checkpoint(checkpoint: dict, args: Args, q_network, target_network, 
 
 
 def check_resume(checkpoint: dict, args: Args):
-    """A resumed run is the checkpoint's run: only the flags in CHANGEABLE_ON_RESUME may differ from it, and it
-    cannot end before the step it has reached."""
+    """A resumed run is the checkpoint's: only CHANGEABLE_ON_RESUME flags may differ, and it must end past its step."""
     for name, saved in checkpoint["args"].items():
         if name not in CHANGEABLE_ON_RESUME and getattr(args, name) != saved:
             fail(f"--{name.replace('_', '-')} {getattr(args, name)}: the checkpoint's run used {saved}, and only "
@@ -960,15 +946,13 @@ def one_line_parse_error(event):
 
 
 def fail(message: str, status: int = 2):
-    """Stop with one line on stderr, never a traceback: exit status 2 for bad input, 1 for a fault (a full disk, a
-    non-finite net), 130 for Ctrl-C."""
+    """One line on stderr, no traceback; exit status 2: bad input, 1: a fault (full disk, NaN weights), 130: Ctrl-C."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
 
 
 def check_args(args: Args):
-    """Reject flag values that cannot make a sensible run, before anything is written: the first rule broken, in
-    this order, is reported (NaN breaks every comparison)."""
+    """Before anything is written, report the first rule a flag's value breaks (NaN breaks every comparison)."""
     rules = [  # (flag, whether its value can make a sensible run, why not)
         ("total_timesteps", args.total_timesteps > 0, "must be positive"),
         ("learning_rate", 0 < args.learning_rate < math.inf, "must be positive and finite"),
@@ -1056,8 +1040,7 @@ def start_run(args: Args, run_dir: str | None, wandb_id: str | None):
 
 
 def main(args: Args) -> QNetwork:
-    """Check the flags, then train (or with --eval-only, evaluate); returns the online network. A resumed run
-    takes `args` as `parse_args` merged them."""
+    """Check the flags (merged by parse_args on --resume), then train (or with --eval-only, evaluate); returns Q."""
     check_args(args)
     make_env(args.env_id, args.seed, 0)  # a bad --env-id stops here, before anything is written
     if args.eval_only:
