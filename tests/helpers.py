@@ -92,6 +92,12 @@ def catch_run(dqn, folder, total_timesteps=400, **overrides):
     return dqn.main(args)
 
 
+def greedy_catch_score(dqn, q_network) -> float:
+    """The mean score of 100 greedy Catch games (uniformly random play: below 0)."""
+    return np.mean(dqn.evaluate(q_network, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
+                                device=torch.device("cpu")).returns)
+
+
 def run_dir_of(runs_dir: Path) -> Path:
     """The one run folder in `runs_dir`."""
     (run_dir,) = runs_dir.iterdir()

@@ -512,13 +512,15 @@ class TextRecorder:
 
 
 # 4x4 without slipping: argmax Q* walks the 6 steps to the goal; always left walks into the wall until the time limit
+# (100 steps, made 10 here: 3 × 101 frames take long to encode)
 @pytest.mark.parametrize("policy, steps, end", [("optimal", 6, "terminated, return 1"),
-                                                ("left", 100, "time limit, return 0")])
+                                                ("left", 10, "time limit, return 0")])
 def test_the_video_captions_each_frame_with_its_episode_and_step_and_holds_each_episodes_end_two_seconds(
         tmp_path, monkeypatch, policy, steps, end):
-    args = ql.Args(is_slippery=False)
-    optimal_q = ql.ExactScorer(ql.make_env(args), args.gamma).q_star
+    args, make_env = ql.Args(is_slippery=False), ql.make_env
+    optimal_q = ql.ExactScorer(make_env(args), args.gamma).q_star
     q_table = optimal_q if policy == "optimal" else np.tile([1.0, 0.0, 0.0, 0.0], (16, 1))
+    monkeypatch.setattr(ql, "make_env", lambda *argv, **kwargs: gym.wrappers.TimeLimit(make_env(*argv, **kwargs), 10))
     recorder = TextRecorder()
     monkeypatch.setattr(ql.cv2, "putText", recorder)
     with ql.SummaryWriter(str(tmp_path)) as writer:
