@@ -92,8 +92,11 @@ def catch_run(dqn, folder, total_timesteps=400, **overrides):
     return dqn.main(args)
 
 
-def greedy_catch_score(dqn, q_network) -> float:
-    """The mean score of 100 greedy Catch games (uniformly random play: below 0)."""
+def catch_score_after_learning(dqn, runs_dir, **overrides) -> float:
+    """Learn Catch for 4,000 agent steps with Adam at 1e-3 and one update every 2 steps (1,750 updates), then play
+    100 greedy games: their mean score (uniformly random play: below 0). The test patches the script's make_env."""
+    flags = {"train_frequency": 2, "learning_rate": 1e-3, "runs_dir": str(runs_dir)} | overrides
+    q_network = dqn.main(catch_args(dqn, 4000, **flags))
     return np.mean(dqn.evaluate(q_network, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
                                 device=torch.device("cpu")).returns)
 
