@@ -85,10 +85,11 @@ def catch_args(dqn, total_timesteps, **overrides):
 
 
 def catch_run(dqn, folder, total_timesteps=400, **overrides):
-    """A short Catch run in `folder` (learning from step 100, a target copy every 50 steps, 2 evaluation games);
-    returns the online network. The test patches the script's make_env (the `pixel_games` fixture)."""
-    args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "target_network_frequency": 50,
-                                                  "eval_episodes": 2, "runs_dir": str(folder)} | overrides))
+    """A short Catch run in `folder` (learning from step 100, one update every 4 steps, a target copy every 50 steps,
+    2 evaluation games); returns the online network. The test patches the script's make_env (`pixel_games`)."""
+    args = catch_args(dqn, total_timesteps, **({"learning_starts": 100, "train_frequency": 4,
+                                                  "target_network_frequency": 50, "eval_episodes": 2,
+                                                  "runs_dir": str(folder)} | overrides))
     return dqn.main(args)
 
 

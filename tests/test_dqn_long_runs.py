@@ -247,15 +247,15 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(dqn, pix
                                                                         capsys):
     real_td_loss, calls = dqn.td_loss, []
 
-    def nan_after_150_updates(*args):
+    def nan_after_30_updates(*args):
         calls.append(1)
         loss, q_sa = real_td_loss(*args)
-        return (loss * float("nan") if len(calls) > 150 else loss), q_sa
+        return (loss * float("nan") if len(calls) > 30 else loss), q_sa
 
-    monkeypatch.setattr(dqn, "td_loss", nan_after_150_updates)
+    monkeypatch.setattr(dqn, "td_loss", nan_after_30_updates)
     with pytest.raises(SystemExit) as stop:
         catch_run(dqn, tmp_path, checkpoint_frequency=200)
-    assert stop.value.code == 1 and "TD loss became nan at step 251" in one_error_line(capsys.readouterr().err)
+    assert stop.value.code == 1 and "TD loss became nan at step 224" in one_error_line(capsys.readouterr().err)
     saved = torch.load(run_dir_of(tmp_path) / "checkpoint.pt", weights_only=True)
     assert saved["global_step"] == 200
     assert all(torch.isfinite(w).all() for w in saved["q_network"].values())
