@@ -56,11 +56,10 @@ def test_resuming_restores_weights_optimizer_replay_and_rngs_exactly(dqn, pixel_
 
 @pytest.mark.parametrize("num_envs", [1, 3])
 def test_train_interrupt_resume_train_equals_an_uninterrupted_run(dqn, pixel_games, tmp_path, monkeypatch, num_envs):
-    flags = dict(num_envs=num_envs, train_frequency=4)  # 75 updates, some on each side of the checkpoint
-    uninterrupted = catch_run(dqn, tmp_path / "a", **flags).state_dict()
+    uninterrupted = catch_run(dqn, tmp_path / "a", num_envs=num_envs).state_dict()
     interrupt_at_first_checkpoint(dqn, monkeypatch)
     with pytest.raises(SystemExit) as stop:  # 270 agent steps = 30 Catch episodes of every env: a boundary for all
-        catch_run(dqn, tmp_path / "b", checkpoint_frequency=270, **flags)
+        catch_run(dqn, tmp_path / "b", checkpoint_frequency=270, num_envs=num_envs)
     assert stop.value.code == 130  # interrupted: not a finished run
     run_dir = run_dir_of(tmp_path / "b")
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["global_step"] == 270
