@@ -7,7 +7,7 @@ import re
 import shutil
 import subprocess
 import tracemalloc
-from dataclasses import fields, replace
+from dataclasses import fields
 from types import SimpleNamespace
 
 import cv2
@@ -344,8 +344,7 @@ def test_epsilon_decays_linearly_then_stays(dqn):
 
 # ------------------------------------------------------------------ whole runs
 def test_a_seeded_cpu_run_is_reproducible(dqn, pixel_games, tmp_path):
-    args = catch_args(dqn, 700)
-    first, second = (dqn.main(replace(args, runs_dir=str(tmp_path / str(i)))) for i in range(2))
+    first, second = (catch_run(dqn, tmp_path / str(i)) for i in range(2))
     for a, b in zip(first.state_dict().values(), second.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -504,8 +503,7 @@ def test_the_progress_line_counts_to_the_step_where_the_run_ends(dqn, pixel_game
 
 def test_track_mirrors_the_config_and_every_scalar_to_an_offline_wandb_run_that_a_resume_continues(
         dqn, pixel_games, offline_wandb):
-    dqn.main(catch_args(dqn, 300, learning_starts=100, eval_episodes=2, track=True, seed=7, checkpoint_frequency=300,
-                        runs_dir=str(offline_wandb / "runs")))
+    catch_run(dqn, offline_wandb / "runs", total_timesteps=300, track=True, seed=7, checkpoint_frequency=300)
     config, history = wandb_config_and_history(offline_wandb)
     assert (config["seed"], config["env_id"], config["track"]) == (7, "Catch", True)
     logged = {tag for row in history for tag in row}
