@@ -367,10 +367,11 @@ def test_it_learns_catch_from_pixels(dqn, pixel_games, tmp_path):
 
 @pytest.fixture(scope="module")
 def breakout_run(tmp_path_factory):
-    """A short Breakout run with evaluations, video and a saved model: (args, run folder, events)."""
+    """A short Breakout run with evaluations, video and a saved model: (args, run folder, events). It evaluates with
+    random play, which presses FIRE often: short games, little video to encode."""
     dqn, runs_dir = load_script("dqn_atari"), tmp_path_factory.mktemp("breakout")
     args = dqn.Args(total_timesteps=1000, learning_starts=700, buffer_size=1000, save_model=True, capture_video=True,
-                    eval_frequency=500, eval_episodes=1, runs_dir=str(runs_dir))
+                    eval_frequency=500, eval_episodes=1, eval_epsilon=1.0, runs_dir=str(runs_dir))
     dqn.main(args)
     events = EventAccumulator(str(run_dir_of(runs_dir)))
     events.Reload()
