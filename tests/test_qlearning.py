@@ -273,9 +273,10 @@ def test_exact_goal_probability_agrees_with_monte_carlo_within_three_standard_er
 # Learning: default hyperparameters reach the optimum
 # ---------------------------------------------------------------------------------------------------------------
 # CI runs a few seeds of the cheap cases (the suite's time is bounded); `python benchmarks/bench_qlearning.py` runs
-# 20 seeds of 4x4 and 8x8 slippery, a random 6x6 map, Taxi-v4 and CliffWalking-v1.
+# 20 seeds of 4x4 and 8x8 slippery, a random 6x6 map, Taxi-v4 and CliffWalking-v1. Seed 1 of 4x4 slippery, the
+# default run, is checked by test_docs.py: the README quotes its V(π)/V*, 1.000000.
 LEARNING_CASES = {
-    "4x4 slippery": (dict(), range(1, 4)),
+    "4x4 slippery": (dict(), range(2, 4)),
     "4x4 not slippery": (dict(is_slippery=False), range(1, 4)),
     "Taxi-v4": (dict(env_id="Taxi-v4"), range(1, 2)),
     "CliffWalking-v1": (dict(env_id="CliffWalking-v1"), range(1, 3)),
