@@ -512,7 +512,7 @@ class TextRecorder:
 
 
 # 4x4 without slipping: argmax Q* walks the 6 steps to the goal; always left walks into the wall until the time limit
-# (100 steps, made 40 here: 3 × 41 frames, fewer to encode but more than the 100 that the GIF once kept)
+# (100 steps, made 40 here: 3 × 41 frames are quicker to encode, and more than a cap of 100 frames would keep)
 @pytest.mark.parametrize("policy, steps, end", [("optimal", 6, "terminated, return 1"),
                                                 ("left", 40, "time limit, return 0")])
 def test_the_video_captions_each_frame_with_its_episode_and_step_and_holds_each_episodes_end_two_seconds(
