@@ -352,7 +352,8 @@ def test_the_runs_start_seed_by_seed_so_a_sweep_stopped_early_has_every_script_a
     runs = sweep.plan_runs(*sweep.parse_args(["--runs-dir", str(tmp_path), "--scripts", "dqn_atari.py",
                                               "double_dqn_atari.py", "--env-ids", "A", "B", "--seeds", "1", "2"]))
     assert [(run.seed, run.env_id, Path(run.script).name) for run in runs] == [
-        (seed, env_id, script) for seed in (1, 2) for env_id in "AB" for script in ("dqn_atari.py", "double_dqn_atari.py")]
+        (seed, env_id, script) for seed in (1, 2) for env_id in "AB"
+        for script in ("dqn_atari.py", "double_dqn_atari.py")]
 
 
 def test_an_unfinished_run_that_started_with_other_flags_is_not_resumed(tmp_path, capsys, ray_must_not_start):
