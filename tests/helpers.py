@@ -76,10 +76,10 @@ def step_and_store(envs, rb, obs, actions):
 
 
 def catch_args(dqn, total_timesteps, **overrides):
-    """Catch settings: the Huber loss (the paper's clipped TD error) with Adam at 5e-4, one update per step, a
-    target copy every 250 steps, the whole run in the replay memory."""
-    flags = dict(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=1,
-                 learning_rate=5e-4, loss="huber", target_network_frequency=250, buffer_size=total_timesteps,
+    """Catch settings that learn it: the Huber loss (the paper's clipped TD error) with Adam at 1e-3, one update every
+    2 steps, a target copy every 250 steps, the whole run in the replay memory."""
+    flags = dict(env_id="Catch", total_timesteps=total_timesteps, learning_starts=500, train_frequency=2,
+                 learning_rate=1e-3, loss="huber", target_network_frequency=250, buffer_size=total_timesteps,
                  exploration_fraction=0.25)
     return dqn.Args(**flags | overrides)
 
@@ -94,10 +94,9 @@ def catch_run(dqn, folder, total_timesteps=400, **overrides):
 
 
 def catch_score_after_learning(dqn, runs_dir, **overrides) -> float:
-    """Learn Catch for 4,000 agent steps with Adam at 1e-3 and one update every 2 steps (1,750 updates), then play
-    100 greedy games: their mean score (uniformly random play: below 0). The test patches the script's make_env."""
-    flags = {"train_frequency": 2, "learning_rate": 1e-3, "runs_dir": str(runs_dir)} | overrides
-    q_network = dqn.main(catch_args(dqn, 4000, **flags))
+    """Learn Catch for 4,000 agent steps with catch_args (1,750 updates), then play 100 greedy games: their mean score
+    (uniformly random play: below 0). The test patches the script's make_env."""
+    q_network = dqn.main(catch_args(dqn, 4000, runs_dir=str(runs_dir), **overrides))
     return np.mean(dqn.evaluate(q_network, "Catch", seed=123, eval_episodes=100, epsilon=0.0,
                                 device=torch.device("cpu")).returns)
 
