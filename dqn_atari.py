@@ -329,7 +329,6 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
     if checkpoint:
         global_step = restore_checkpoint(checkpoint, args, q_network, target_network, optimizer, rb, rng, envs)
     obs, _ = envs.reset(seed=None if checkpoint else args.seed)
-    # a resumed run goes on in its own folder and its own W&B run; tracking: the W&B run or None
     run_dir, tracking = start_run(args, run_dir, checkpoint["wandb_id"] if checkpoint else None)
     with SummaryWriter(run_dir, purge_step=global_step + 1 if checkpoint else None) as writer, \
             StopOnCtrlC() as ctrl_c:
@@ -340,8 +339,7 @@ def train(args: Args, run_dir: str | None, checkpoint: dict | None) -> QNetwork:
         evaluation_pending = checkpoint["evaluation_pending"] if checkpoint else False
         if evaluation_pending:  # Ctrl-C abandoned the evaluation due at the checkpoint's step: play it now
             evaluation_pending = not evaluate_and_log(writer, args, q_network, global_step, device, ctrl_c)
-        # --compile: the greedy action and the TD loss run as graphs (on CUDA as CUDA graphs: "reduce-overhead")
-        mode = "reduce-overhead" if device.type == "cuda" else None
+        mode = "reduce-overhead" if device.type == "cuda" else None  # --compile: on CUDA as CUDA graphs
         acting_network = torch.compile(q_network, mode=mode) if args.compile else q_network
         compute_td_loss = torch.compile(td_loss, mode=mode) if args.compile else td_loss
         start_time = window_time = time.time()  # the SPS of the console line and the chart: since its last line
@@ -424,7 +422,6 @@ def log_hyperparameters(writer: SummaryWriter, args: Args):
         "Multiline", ["eval/q_estimate", "eval/discounted_return"]]}})
     rows = asdict(args) | {"script": os.path.basename(__file__), "commit": git_commit()}
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(f"|{k}|{v}|" for k, v in rows.items()))
-    # the HPARAMS tab: its layout, then this run's values of its columns, and its end
     experiment = api_pb2.Experiment(
         hparam_infos=[api_pb2.HParamInfo(name=name, differs=name in HPARAMS_COLUMNS[:5]) for name in HPARAMS_COLUMNS],
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS])
@@ -519,9 +516,8 @@ class MaxAndSkip(gym.Wrapper):
     """Repeat an action 4 frames, summing the rewards; observe the max of the last two frames (sprites flicker)."""
 
     def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        self.last_frame = obs
-        return obs, info
+        self.last_frame, info = self.env.reset(**kwargs)
+        return self.last_frame, info
 
     def step(self, action):
         total_reward = 0.0
@@ -588,8 +584,7 @@ def make_env(env_id: str, seed: int, idx: int, training: bool = True, max_frames
 
     def thunk():
         # frameskip=1: MaxAndSkip does the skipping. v5 ids keep their sticky actions (Machado et al. 2018).
-        env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=max_frames_per_episode,
-                       render_mode=render_mode)
+        env = gym.make(env_id, frameskip=1, max_num_frames_per_episode=max_frames_per_episode, render_mode=render_mode)
         env = NoopReset(env)
         env = MaxAndSkip(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)  # raw score and length (agent steps) of the whole game
@@ -824,13 +819,12 @@ def save_atomically(state: dict, path: str, global_step: int):
     try:
         torch.save(state, path + ".tmp")
         os.replace(path + ".tmp", path)
-    except (OSError, RuntimeError) as error:  # torch reports a failed write (a full disk) as a RuntimeError
+    except BaseException as error:
         Path(path + ".tmp").unlink(missing_ok=True)
-        free = shutil.disk_usage(os.path.dirname(path)).free / 2**20
-        fail(f"could not write {path} ({free:.0f} MiB free there; {str(error).splitlines()[0]}); any previous one "
-             "is intact", status=1)
-    except BaseException:
-        Path(path + ".tmp").unlink(missing_ok=True)
+        if isinstance(error, (OSError, RuntimeError)):  # torch reports a failed write (a full disk) as a RuntimeError
+            free = shutil.disk_usage(os.path.dirname(path)).free / 2**20
+            fail(f"could not write {path} ({free:.0f} MiB free there; {str(error).splitlines()[0]}); any previous "
+                 "one is intact", status=1)
         raise
 
 
@@ -993,7 +987,6 @@ def is_file_name(name: str) -> bool:
 
 
 def run_folder_name(args: Args) -> str:
-    """--run-name, or by default `{env_id}__{exp_name}__{seed}__{unix time}`."""
     return args.run_name or f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
 
 
@@ -1021,7 +1014,6 @@ def start_run(args: Args, run_dir: str | None, wandb_id: str | None):
     tracking = None
     if args.track:
         import wandb  # only with --track; check_args made sure it is installed
-
         try:
             tracking = wandb.init(project=args.wandb_project_name, entity=args.wandb_entity, sync_tensorboard=True,
                                   config=vars(args), monitor_gym=True, save_code=True, id=wandb_id, resume="allow")
