@@ -105,12 +105,10 @@ class Args:
 
 
 def epsilon_greedy_action(q_row: np.ndarray, epsilon: float, rng: np.random.Generator) -> int:
-    """Explore (a uniformly random action) with probability ε, else exploit: argmax_a Q(s, a), ties broken uniformly
-    at random (an untrained, all-zero row must not always pick action 0)."""
+    """Explore (a uniformly random action) with probability ε, else exploit: argmax_a Q(s, a), ties broken at random."""
     if rng.random() < epsilon:
         return int(rng.integers(len(q_row)))
-    best_actions = np.flatnonzero(q_row == q_row.max())
-    return int(rng.choice(best_actions))
+    return int(rng.choice(np.flatnonzero(q_row == q_row.max())))  # an all-zero row must not always pick action 0
 
 
 def td_update(q_table: np.ndarray, obs: int, action: int, reward: float, next_obs: int,
@@ -242,11 +240,10 @@ def tabular_model(P: dict, n_states: int, n_actions: int) -> tuple[np.ndarray, n
     """From gymnasium's P[s][a] = [(prob, next_state, reward, terminated), ...]: the expected reward
     R[s, a] = Σ prob · reward and T[s, a, s'] = Σ prob · (1 − terminated) (a terminal transition leads nowhere)."""
     T, R = np.zeros((n_states, n_actions, n_states)), np.zeros((n_states, n_actions))
-    for s in range(n_states):
-        for a in range(n_actions):
-            for prob, next_state, reward, terminated in P[s][a]:
-                T[s, a, next_state] += prob * (1 - terminated)
-                R[s, a] += prob * reward
+    for s, a in itertools.product(range(n_states), range(n_actions)):
+        for prob, next_state, reward, terminated in P[s][a]:
+            T[s, a, next_state] += prob * (1 - terminated)
+            R[s, a] += prob * reward
     return T, R
 
 
