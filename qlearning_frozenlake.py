@@ -137,10 +137,10 @@ def train(args: Args) -> "Result":
     q_table = np.zeros((env.observation_space.n, env.action_space.n))
     visits = np.zeros(q_table.shape, dtype=np.int64)  # n(s, a), for the step size
     returns, lengths, successes = (deque(maxlen=args.log_frequency) for _ in range(3))  # of the latest episodes
-    global_step, episode, start_time = 0, 0, time.time()  # global_step: env steps so far, the x axis of every chart
+    global_step, start_time = 0, time.time()  # global_step: env steps so far, the x axis of every chart
     writer.add_scalar("charts/epsilon", args.start_e, global_step)
     log_evaluation(writer, global_step, scorer.evaluate(q_table))
-    try:
+    with StopOnCtrlC() as ctrl_c:
         for episode in range(args.total_episodes):
             epsilon = linear_schedule(args.start_e, args.end_e, args.exploration_fraction * args.total_episodes,
                                       episode)
@@ -174,11 +174,10 @@ def train(args: Args) -> "Result":
                 eta = (args.total_episodes / episodes_done - 1) * (time.time() - start_time)
                 print(f"episode {episodes_done} | SPS {sps:,.0f} | ETA {eta:.0f} s | "
                       f"V(π)/V* {scorer.evaluate(q_table).value_ratio:.4f}")
-    except KeyboardInterrupt:  # Ctrl-C: one line saying where the run stopped; what was logged stays
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C while the logs are flushed is ignored
-        writer.close()
-        fail(f"interrupted (Ctrl-C) in episode {episode + 1:,} of {args.total_episodes:,}, at env step "
-             f"{global_step:,}; the logs so far are in {writer.log_dir}", status=130)
+            if ctrl_c.pressed:  # one line saying where the run stopped; what was logged stays
+                writer.close()
+                fail(f"interrupted (Ctrl-C) after episode {episode + 1:,} of {args.total_episodes:,}, at env step "
+                     f"{global_step:,}; the logs so far are in {writer.log_dir}", status=130)
     result = Result(q_table, writer.log_dir, global_step, time.time() - start_time, float(np.mean(successes)),
                     scorer.evaluate(q_table), env_name(args, env))
     finish_run(args, env, writer, result)  # pictures, model, video, the end of the W&B run
@@ -190,6 +189,23 @@ def fail(message: str, status: int = 2):
     """Stop with one line on stderr, never a traceback: status 2 for bad input, 1 for a fault, 130 for Ctrl-C."""
     print(f"error: {message}", file=sys.stderr)
     raise SystemExit(status)
+
+
+class StopOnCtrlC:
+    """Inside `with StopOnCtrlC() as ctrl_c:`, Ctrl-C sets `ctrl_c.pressed` and later ones are ignored. A flag, not
+    a KeyboardInterrupt: one raised inside TensorBoard's writer can leave it waiting forever when it is closed."""
+
+    def __enter__(self):
+        self.pressed, self.previous_handler = False, signal.signal(signal.SIGINT, self.press)
+        return self
+
+    def press(self, signum, frame):
+        self.pressed = True
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exception):
+        if not self.pressed:
+            signal.signal(signal.SIGINT, self.previous_handler)
 
 
 def make_env(args: Args, render_mode: str | None = None) -> gym.Env:

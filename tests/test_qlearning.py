@@ -9,17 +9,15 @@ import importlib.util
 import os
 import re
 import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
 import gymnasium as gym
 import numpy as np
 import pytest
-from helpers import (hparams_layout, load_script, mounted_tmpfs, one_error_line, run_script, script_command,
-                     wandb_config_and_history, wandb_offline_records)
+from helpers import (hparams_layout, load_script, mounted_tmpfs, one_error_line, run_script, wandb_config_and_history,
+                     wandb_offline_records)
 from gymnasium.envs.toy_text.frozen_lake import generate_random_map
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata
@@ -835,29 +833,32 @@ def test_a_full_or_read_only_disk_ends_the_run_with_one_line_naming_the_cause_an
     assert one_error_line(done.stderr).startswith(f"error: cannot write the run under {disk}: {cause}")
 
 
-def default_ctrl_c():
-    """In the child: Ctrl-C raises KeyboardInterrupt even when the tests run with SIGINT ignored (in the background)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def test_ctrl_c_twice_inside_a_tensorboard_write_lets_it_finish_and_stops_after_the_episode_in_one_line(
+        tmp_path, capsys, monkeypatch):
+    add_scalar, pressed_at = ql.SummaryWriter.add_scalar, []
 
+    def add_scalar_pressing_ctrl_c_twice(writer, tag, value, step):
+        if tag == "charts/SPS" and not pressed_at:  # the first log point: the end of episode 100
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+            pressed_at.append(step)  # not reached if Ctrl-C raised KeyboardInterrupt inside the write
+        add_scalar(writer, tag, value, step)
 
-def test_ctrl_c_twice_in_training_stops_with_one_line_saying_where_and_where_the_logs_are(tmp_path):
-    process = subprocess.Popen(script_command(SCRIPT, "--total-episodes", "10000000"), cwd=tmp_path,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_ctrl_c)
-    deadline = time.time() + 120
-    while not glob.glob(f"{tmp_path}/runs/*/events.*") and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(3)  # well into the training loop
-    process.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
-    stderr = process.communicate(timeout=60)[1]
-    (run_dir,) = os.listdir(tmp_path / "runs")
-    line = one_error_line(stderr)
-    assert process.returncode == 130 and line.startswith("error: interrupted (Ctrl-C) in episode ")
-    assert " of 10,000,000, at env step " in line and line.endswith(f"the logs so far are in runs/{run_dir}")
-    events = EventAccumulator(str(tmp_path / "runs" / run_dir))
+    monkeypatch.setattr(ql.SummaryWriter, "add_scalar", add_scalar_pressing_ctrl_c_twice)
+    monkeypatch.chdir(tmp_path)  # the message names the run folder as given: runs/...
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            ql.main(ql.Args(total_episodes=10_000, log_frequency=100, runs_dir="runs"))
+    finally:
+        signal.signal(signal.SIGINT, handler)  # the run leaves Ctrl-C ignored: this test process gets it back
+    (run_dir,) = glob.glob("runs/*")
+    message = (f"error: interrupted (Ctrl-C) after episode 100 of 10,000, at env step {pressed_at[0]:,}; the logs so "
+               f"far are in {run_dir}\n")
+    assert (exit_.value.code, capsys.readouterr().err) == (130, message)
+    events = EventAccumulator(run_dir)
     events.Reload()
-    assert events.Scalars("charts/epsilon")[0].step == 0  # what was logged before the stop is kept
+    assert [point.step for point in events.Scalars("charts/SPS")] == pressed_at  # written, then flushed
 
 
 def test_ctrl_c_while_setting_up_says_the_run_is_incomplete_and_names_no_run_folder(tmp_path, capsys, monkeypatch):
