@@ -846,12 +846,8 @@ def test_ctrl_c_twice_inside_a_tensorboard_write_lets_it_finish_and_stops_after_
 
     monkeypatch.setattr(ql.SummaryWriter, "add_scalar", add_scalar_pressing_ctrl_c_twice)
     monkeypatch.chdir(tmp_path)  # the message names the run folder as given: runs/...
-    handler = signal.getsignal(signal.SIGINT)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            ql.main(ql.Args(total_episodes=10_000, log_frequency=100, runs_dir="runs"))
-    finally:
-        signal.signal(signal.SIGINT, handler)  # the run leaves Ctrl-C ignored: this test process gets it back
+    with pytest.raises(SystemExit) as exit_:  # (conftest gives this process its Ctrl-C back afterwards)
+        ql.main(ql.Args(total_episodes=10_000, log_frequency=100, runs_dir="runs"))
     (run_dir,) = glob.glob("runs/*")
     message = (f"error: interrupted (Ctrl-C) after episode 100 of 10,000, at env step {pressed_at[0]:,}; the logs so "
                f"far are in {run_dir}\n")
